@@ -1,0 +1,50 @@
+# fluxdeploy: the two commands of the README are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+WHEELS ?= $(or $(PIP_FIND_LINKS),/opt/wheels)
+TORCH_VERSION ?= 2.13.0
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install engine image demo test test-fast bench lint clean
+
+$(VENV)/.installed: pyproject.toml server/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --find-links $(WHEELS) torch==$(TORCH_VERSION)
+	$(PIP) install -q --find-links $(WHEELS) -e '.[test]' -e './server[test]' torch==$(TORCH_VERSION)
+	touch $@
+
+install: $(VENV)/.installed
+
+engine:
+	bash scripts/docker_engine.sh
+
+image: install engine
+	bash scripts/build_base_image.sh
+	bash scripts/build_server_image.sh
+
+# The main job on the local default: the bundled server on the local Docker engine (tiny
+# FLUX on CPU), then one generation written to fox.png.
+demo: image
+	fluxdeploy up --preset local
+	fluxdeploy generate "a red fox in the snow" -o fox.png --width 256 --height 256
+	@echo "Wrote fox.png. Stop it with: fluxdeploy down"
+
+# Every test, the end-to-end ones included (they start dockerd, a registry and sshd).
+test: install engine
+	$(PY) -m pytest -q -ra
+
+test-fast: install
+	$(PY) -m pytest -q -m "not e2e and not docker"
+
+bench: install
+	$(PY) bench/cli_startup.py
+	$(PY) bench/server_overhead.py
+
+lint: install
+	$(VENV)/bin/ruff check intelligensi_deploy server/flux_server tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from intelligensi_deploy.cli import main
+
+main()

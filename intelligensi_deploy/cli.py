@@ -1,0 +1,282 @@
+"""The `fluxdeploy` command: parse, call one function, render. No logic lives here.
+
+Heavy modules (httpx, paramiko, pydantic models, rich) are imported inside the commands, so
+`fluxdeploy --help` answers fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+EPILOG = (
+    "Exit codes: 0 success; 1 failure (the message says what to do); 2 bad input "
+    "(preset, arguments) or doctor could not run; 130 interrupted (the state is saved: run "
+    "the same command again to resume). Details: PLAYBOOK.md."
+)
+
+app = typer.Typer(
+    name="fluxdeploy",
+    help="Deploy FLUX.1 on rented GPU machines (Lambda Cloud, your own SSH host, or locally), "
+    "and get it out of trouble.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
+)
+presets_app = typer.Typer(help="List and show presets.", no_args_is_help=True,
+                          rich_markup_mode=None)
+app.add_typer(presets_app, name="presets")
+
+NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "
+                       "recent one).")
+
+
+def _store() -> Any:
+    from intelligensi_deploy.state import StateStore
+
+    return StateStore()
+
+
+def _resolve(name: Optional[str]) -> Any:
+    dep = _store().resolve(name)
+    if not name:
+        typer.echo(f"(deployment {dep.name!r})", err=True)
+    return dep
+
+
+@app.command()
+def up(
+    preset: str = typer.Option(..., "--preset", "-p", help="Preset name or path to a YAML file."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Deployment name "
+                                       "(default: the preset's name)."),
+    force: bool = typer.Option(False, "--force", help="Replace the container even while it is "
+                               "still loading the model."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address of your host (preset ssh).",
+                                       envvar="FLUXDEPLOY_SSH_HOST"),
+) -> None:
+    """Launch (or resume) a deployment and wait until the server is ready."""
+    from intelligensi_deploy import deploy
+    from intelligensi_deploy.console import ConsoleReporter
+    from intelligensi_deploy.presets import load_preset
+
+    loaded = load_preset(preset)
+    ui = ConsoleReporter()
+    dep = deploy.up(loaded, name=name, store=_store(), ui=ui, force=force, ssh_host=host)
+    ui.step(f"Ready: deployment {dep.name!r}, model {loaded.server.model}")
+    if dep.provider == "local":
+        typer.echo(f"URL: http://127.0.0.1:{dep.port}   Try: fluxdeploy generate \"a red fox\"")
+    elif dep.exposure == "public":
+        typer.echo(f"URL: http://{dep.ip}:{dep.port}   (or through `fluxdeploy tunnel`)")
+    else:
+        typer.echo("Reach it with `fluxdeploy tunnel` (port kept private on the VM), or "
+                   "`fluxdeploy generate \"a red fox\"`.")
+
+
+@app.command()
+def down(name: Optional[str] = NameOpt) -> None:
+    """Remove the container and terminate the instance (and the firewall rule `up` added)."""
+    from intelligensi_deploy import deploy
+    from intelligensi_deploy.console import ConsoleReporter
+
+    dep = _resolve(name)
+    ui = ConsoleReporter()
+    deploy.down(dep, store=_store(), ui=ui)
+    ui.step(f"Deployment {dep.name!r} is down")
+
+
+@app.command()
+def status(name: Optional[str] = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show deployments: recorded state, and live container and /ready state."""
+    from intelligensi_deploy import status as status_mod
+    from intelligensi_deploy.console import print_json
+
+    deps = [_store().resolve(name)] if name else _store().list()
+    reports = [status_mod.live_status(d) for d in deps]
+    if as_json:
+        print_json({"deployments": reports})
+    else:
+        status_mod.render(reports)
+
+
+@app.command()
+def logs(
+    name: Optional[str] = NameOpt,
+    follow: bool = typer.Option(False, "--follow", "-f"),
+    tail: Optional[int] = typer.Option(200, "--tail", help="Lines from the end (0: all)."),
+    since: Optional[str] = typer.Option(None, "--since", help="e.g. 10m, 2h, or a timestamp."),
+) -> None:
+    """Print the server container's log (redacted)."""
+    from intelligensi_deploy import deploy
+    from intelligensi_deploy.redact import redact
+    from intelligensi_deploy.remote.docker import Docker
+
+    dep = _resolve(name)
+    host = deploy.connect(dep)
+    try:
+        result = Docker(host).logs(
+            dep.container_name, tail=tail or None, since=since, follow=follow,
+            on_output=lambda line: (sys.stdout.write(redact(line).rstrip("\n") + "\n"),
+                                    sys.stdout.flush()),
+        )
+    finally:
+        host.close()
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def tunnel(
+    name: Optional[str] = NameOpt,
+    local_port: int = typer.Option(8000, "--local-port", "-L", help="Local port (0: any)."),
+) -> None:
+    """Forward a local port to the server over SSH (like ssh -L) until Ctrl-C."""
+    import time
+
+    from intelligensi_deploy import deploy
+
+    dep = _resolve(name)
+    host = deploy.connect(dep)
+    try:
+        with host.forward(dep.port, local_port=local_port) as port:
+            typer.echo(f"Tunnel open: http://127.0.0.1:{port} -> {dep.name}:{dep.port} "
+                       "(Ctrl-C to close)", err=False)
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        typer.echo("Tunnel closed.")
+    finally:
+        host.close()
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="What to draw."),
+    output: Path = typer.Option(Path("flux.png"), "--output", "-o"),
+    steps: Optional[int] = typer.Option(None, "--steps"),
+    width: int = typer.Option(1024, "--width"),
+    height: int = typer.Option(1024, "--height"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    guidance: Optional[float] = typer.Option(None, "--guidance"),
+    name: Optional[str] = NameOpt,
+    url: Optional[str] = typer.Option(None, "--url", help="Server URL (default: through an "
+                                      "SSH tunnel to the deployment)."),
+) -> None:
+    """Generate one image and save it (PNG)."""
+    from intelligensi_deploy import generate as gen
+
+    request = gen.GenerateRequest(prompt=prompt, steps=steps, width=width, height=height,
+                                  seed=seed, guidance=guidance)
+    if url:
+        result = gen.generate(url, request)
+    else:
+        result = gen.generate_on_deployment(_resolve(name), request)
+    output.write_bytes(result.image)
+    typer.echo(f"Wrote {output} ({result.width}x{result.height}, seed {result.seed}, "
+               f"{result.seconds:.2f} s)")
+
+
+@app.command()
+def capacity(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Lambda instance types, their GPU and price, and the regions with capacity now."""
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient
+    from intelligensi_deploy.cloud.provision import capacity_rows
+    from intelligensi_deploy.console import print_json
+
+    rows = capacity_rows(LambdaClient.from_env().instance_types())
+    if as_json:
+        print_json({"instance_types": [r if isinstance(r, dict) else r.__dict__ for r in rows]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("type", "GPU", "$/h", "regions with capacity")
+    for r in rows:
+        d = r if isinstance(r, dict) else r.__dict__
+        regions = d.get("regions") or []
+        table.add_row(d["name"], d.get("gpu", ""), f"{d.get('price_per_hour', 0):.2f}",
+                      ", ".join(regions) or "[dim]none[/dim]")
+    Console().print(table)
+
+
+@app.command()
+def doctor(name: Optional[str] = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Walk the logs-first playbook on a deployment and name what is wrong. Read-only.
+
+    Exit code 0 when no check failed, 1 when one failed, 2 when doctor could not run.
+    """
+    from intelligensi_deploy.doctor import run as doctor_run
+
+    raise typer.Exit(doctor_run.main(name, as_json=as_json))
+
+
+@app.command()
+def diagnose(
+    file: str = typer.Argument(..., help="A saved log file, or - for stdin."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Diagnose a saved log (docker logs dump, pasted output). Exit 1 if an error is found."""
+    from intelligensi_deploy.doctor import run as doctor_run
+
+    raise typer.Exit(doctor_run.diagnose_main(file, as_json=as_json))
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """Shipped and user presets."""
+    from intelligensi_deploy.preset_paths import SHIPPED_PRESETS_DIR, preset_files
+
+    for preset_name, path in sorted(preset_files().items()):
+        origin = "shipped" if path.parent == SHIPPED_PRESETS_DIR else str(path)
+        description = ""
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("description:"):
+                description = line.split(":", 1)[1].strip()
+        typer.echo(f"{preset_name:18} {description}  [{origin}]")
+
+
+@presets_app.command("show")
+def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -> None:
+    """Validate a preset and print it with every default filled in."""
+    import yaml
+
+    from intelligensi_deploy.presets import load_preset
+
+    preset = load_preset(name)
+    typer.echo(yaml.safe_dump(preset.model_dump(by_alias=True, mode="json"), sort_keys=False))
+
+
+def main() -> None:
+    """Entry point: run the app; turn user-facing errors into messages and exit codes."""
+    from intelligensi_deploy.errors import FluxdeployError
+
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except FluxdeployError as exc:
+        from intelligensi_deploy.console import print_error
+
+        print_error(f"Error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        from intelligensi_deploy.console import print_error
+
+        print_error("Interrupted. What was done is recorded: run the same command again to "
+                    "resume, or `fluxdeploy down` to clean up.")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors and aborts (typer vendors click)
+        if type(exc).__name__ == "Abort":
+            sys.exit(130)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,516 @@
+"""`up` and `down`: ordered, idempotent steps over a Host.
+
+`up` = get a machine (launch on Lambda, or an SSH host, or this machine) -> connect ->
+registry login (only when the image needs it) -> pull -> secrets to a 0600 env file -> run the
+container -> wait on `/ready`. Every step first looks at what is already there, so running `up`
+again resumes instead of duplicating, and a container still loading its model is never
+restarted without `--force` (the playbook: do not redeploy during the first load).
+
+The decisions are pure functions (`plan_container`), the steps are thin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from intelligensi_deploy import secrets
+from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.health import ReadyStatus, fetch_ready, wait_ready
+from intelligensi_deploy.presets import Preset
+from intelligensi_deploy.state import Deployment, StateStore
+
+if TYPE_CHECKING:
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient
+    from intelligensi_deploy.remote.docker import ContainerSpec, Docker
+    from intelligensi_deploy.remote.host import Host
+
+CONTAINER_PORT = 8000
+HF_CACHE_VOLUME = "fluxdeploy-hf-cache"
+CONFIG_LABEL = "fluxdeploy.config"
+
+
+class Reporter(Protocol):
+    """What `up`/`down` tell the user; the CLI renders it with rich."""
+
+    def step(self, message: str) -> None: ...
+    def detail(self, line: str) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def ready_status(self, status: ReadyStatus, elapsed: float) -> None: ...
+
+
+class Tracker:
+    """The deployment record, saved to disk on every change (so nothing is ever lost)."""
+
+    def __init__(self, store: StateStore, deployment: Deployment) -> None:
+        self.store = store
+        self.dep = store.save(deployment)
+
+    def update(self, **fields: Any) -> Deployment:
+        self.dep = self.store.save(self.dep.model_copy(update=fields))
+        return self.dep
+
+
+# ---------------------------------------------------------------- pure decisions
+
+
+class ContainerAction(str, Enum):
+    KEEP = "keep"            # running, ready, same config: nothing to do
+    WAIT = "wait"            # running and still loading: wait, never restart
+    REPLACE = "replace"      # remove the old one, run the new one
+    CREATE = "create"        # none there
+    REFUSE = "refuse"        # config changed while loading, and no --force
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    """What `docker inspect` says about the deployment's container."""
+
+    running: bool
+    restarting: bool
+    config_hash: str | None
+    exit_code: int | None = None
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> ContainerFacts:
+        state = data.get("State") or {}
+        labels = (data.get("Config") or {}).get("Labels") or {}
+        return cls(
+            running=bool(state.get("Running")),
+            restarting=bool(state.get("Restarting")),
+            config_hash=labels.get(CONFIG_LABEL),
+            exit_code=state.get("ExitCode"),
+        )
+
+
+def plan_container(
+    existing: ContainerFacts | None, desired_hash: str, ready: ReadyStatus | None, force: bool
+) -> ContainerAction:
+    """Decide what `up` does with the container it finds."""
+    if existing is None:
+        return ContainerAction.CREATE
+    if force:
+        return ContainerAction.REPLACE
+    if not existing.running or existing.restarting or ready is None or ready.failed:
+        return ContainerAction.REPLACE
+    same = existing.config_hash == desired_hash
+    if ready.ready:
+        return ContainerAction.KEEP if same else ContainerAction.REPLACE
+    if ready.loading or ready.unreachable:
+        return ContainerAction.WAIT if same else ContainerAction.REFUSE
+    return ContainerAction.REPLACE
+
+
+def container_spec(
+    preset: Preset, name: str, env_file: str | None, hf_cache: str | None
+) -> ContainerSpec:
+    """The container `up` runs for `preset`, labelled with a hash of its configuration."""
+    from intelligensi_deploy.remote.docker import ContainerSpec
+
+    env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **preset.env}
+    volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
+    labels = {"fluxdeploy.deployment": name, "fluxdeploy.preset": preset.name}
+    spec = ContainerSpec(
+        name=preset_container_name(name),
+        image=preset.image,
+        port=preset.port,
+        container_port=CONTAINER_PORT,
+        publish_ip="0.0.0.0" if preset.exposure == "public" else "127.0.0.1",
+        env=env,
+        env_file=env_file,
+        gpus=preset.gpus,
+        volumes=[volume],
+        labels=labels,
+    )
+    digest = hashlib.sha256(
+        json.dumps([spec.image, spec.port, spec.publish_ip, sorted(env.items()), spec.gpus,
+                    list(volume)]).encode()
+    ).hexdigest()[:16]
+    return ContainerSpec(**{**spec.__dict__, "labels": {**labels, CONFIG_LABEL: digest}})
+
+
+def preset_container_name(deployment_name: str) -> str:
+    return f"fluxdeploy-{deployment_name}"
+
+
+def hf_cache_path(preset: Preset) -> str | None:
+    """Host path for the Hugging Face cache: the preset's, or the Lambda file system's."""
+    if preset.hf_cache:
+        return preset.hf_cache
+    if preset.lambda_ and preset.lambda_.file_system:
+        return f"/lambda/nfs/{preset.lambda_.file_system}/huggingface"
+    return None
+
+
+def needs_registry_login(image: str, token: secrets.Token | None) -> bool:
+    """Log in only when a token is given for a registry other than Docker Hub."""
+    from intelligensi_deploy.remote.docker import registry_of
+
+    return token is not None and registry_of(image) != "docker.io"
+
+
+# ---------------------------------------------------------------- getting a machine
+
+
+def connect(
+    dep: Deployment, on_new_host_key: Callable[[str], None] | None = None
+) -> Host:
+    """A Host for the deployment: this machine, or SSH with the pinned host key."""
+    from intelligensi_deploy.remote.host import LocalHost, SSHHost
+
+    if dep.provider == "local":
+        return LocalHost()
+    if not dep.ip:
+        raise FluxdeployError(
+            f"Deployment {dep.name!r} has no address yet (phase {dep.phase}).",
+            fix="Run `fluxdeploy up` again to resume it, or `fluxdeploy down`.",
+        )
+    return SSHHost(
+        dep.ip,
+        port=dep.ssh_port or 22,
+        user=dep.ssh_user or "ubuntu",
+        key_path=dep.ssh_key_path,
+        pinned_host_key=dep.host_key,
+        on_new_host_key=on_new_host_key,
+    )
+
+
+def _connect_waiting(tracker: Tracker, ui: Reporter, timeout: float) -> Host:
+    from intelligensi_deploy.remote.host import wait_for_ssh
+
+    dep = tracker.dep
+    if dep.provider == "local":
+        return connect(dep)
+    ui.step(f"Connecting over SSH to {dep.ssh_user}@{dep.ip}:{dep.ssh_port}")
+
+    def record_key(key: str) -> None:
+        tracker.update(host_key=key)
+        ui.detail(f"trusted the host key on first use and pinned it: {key.split()[0]}")
+
+    return wait_for_ssh(lambda: connect(tracker.dep, record_key), timeout)
+
+
+def provision_lambda(
+    preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, boot_timeout: float
+) -> None:
+    """Reuse the recorded instance if it still exists, else launch one; wait until active."""
+    from intelligensi_deploy.cloud import provision
+    from intelligensi_deploy.cloud.lambda_api import LambdaAPIError
+
+    assert preset.lambda_ is not None
+    machine = preset.lambda_
+    dep = tracker.dep
+    if dep.instance_id:
+        try:
+            instance = client.get_instance(dep.instance_id)
+            gone = instance.status in ("terminated", "terminating", "preempted")
+        except LambdaAPIError as exc:
+            if exc.code != "global/object-does-not-exist":
+                raise
+            gone = True
+        if gone:
+            ui.warn(f"Recorded instance {dep.instance_id} is gone; launching a new one.")
+            tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None)
+        else:
+            ui.step(f"Reusing instance {dep.instance_id} in {dep.region} ({instance.status})")
+    if not tracker.dep.instance_id:
+        ensure_ssh_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
+        ui.step(f"Launching {machine.instance_type} (regions in order: "
+                f"{', '.join(machine.regions) or 'any with capacity'})")
+
+        def launched(instance_id: str, region: str) -> None:
+            tracker.update(instance_id=instance_id, region=region, phase="booting")
+            ui.detail(f"launched {instance_id} in {region}; recorded (billing starts now; "
+                      "`fluxdeploy down` terminates it)")
+
+        provision.launch_first_available(
+            client, machine.instance_type, machine.regions, machine.ssh_key_name,
+            name=f"fluxdeploy-{tracker.dep.name}", file_system=machine.file_system,
+            on_launched=launched,
+        )
+    ui.step("Waiting for the instance to be active (boot takes minutes)")
+    instance = provision.wait_for_active(
+        client, tracker.dep.instance_id, boot_timeout,
+        on_status=lambda inst: ui.detail(f"instance {inst.id}: {inst.status}"),
+    )
+    tracker.update(ip=instance.ip)
+    if preset.exposure == "public" and tracker.dep.firewall_rule is None:
+        if tracker.dep.region == "us-south-1":
+            ui.warn("us-south-1 has no Lambda firewall rules: the port is open as published.")
+        else:
+            rule = provision.ensure_firewall_rule(
+                client, preset.port, preset.public_cidr, f"fluxdeploy {tracker.dep.name}"
+            )
+            if rule is not None:
+                tracker.update(firewall_rule=_rule_dict(rule))
+                ui.detail(f"opened TCP {preset.port} from {preset.public_cidr} (firewall rule)")
+
+
+def _rule_dict(rule: Any) -> dict[str, Any]:
+    if isinstance(rule, dict):
+        return rule
+    if hasattr(rule, "to_api"):
+        return rule.to_api()
+    if hasattr(rule, "model_dump"):
+        return rule.model_dump()
+    return dict(rule.__dict__)
+
+
+def ensure_ssh_key(client: LambdaClient, key_name: str, key_path: str, ui: Reporter) -> None:
+    """The preset's SSH key must exist in the account; add it from `key_path.pub` if not."""
+    if any(k.name == key_name for k in client.ssh_keys()):
+        return
+    public = os.path.expanduser(key_path) + ".pub"
+    if not os.path.isfile(public):
+        raise FluxdeployError(
+            f"Lambda has no SSH key named {key_name!r} and {public} does not exist.",
+            fix=f"Add the key in the Lambda dashboard under that name, or create {key_path} "
+            "with ssh-keygen -t ed25519.",
+        )
+    with open(public, encoding="utf-8") as fh:
+        client.add_ssh_key(key_name, fh.read().strip())
+    ui.detail(f"added {public} to your Lambda account as SSH key {key_name!r}")
+
+
+# ---------------------------------------------------------------- the container
+
+
+@contextmanager
+def server_url(host: Host, port: int) -> Iterator[str]:
+    """A local base URL that reaches the server on the host's 127.0.0.1:port."""
+    with host.forward(port) as local_port:
+        yield f"http://127.0.0.1:{local_port}"
+
+
+def probe_ready(host: Host, port: int) -> ReadyStatus:
+    with server_url(host, port) as url:
+        return fetch_ready(url)
+
+
+def remote_home(host: Host) -> str:
+    result = host.run(["sh", "-c", 'printf %s "$HOME"'])
+    return result.stdout.strip() or "/tmp"
+
+
+def deploy_container(
+    preset: Preset, tracker: Tracker, host: Host, docker: Docker, ui: Reporter,
+    *, force: bool, environ: Mapping[str, str],
+) -> ContainerAction:
+    """Bring the container to the preset's configuration, reusing what is already right."""
+    name = tracker.dep.name
+    home = remote_home(host)
+    env_file = f"{home}/.fluxdeploy/{name}.env"
+    spec = container_spec(preset, name, env_file, hf_cache_path(preset))
+    found = docker.inspect(spec.name)
+    existing = ContainerFacts.from_inspect(found) if found else None
+    ready = probe_ready(host, preset.port) if existing and existing.running else None
+    action = plan_container(existing, spec.labels[CONFIG_LABEL], ready, force)
+    if action is ContainerAction.KEEP:
+        ui.step(f"Container {spec.name} is up and ready with this configuration: nothing to do")
+        return action
+    if action is ContainerAction.WAIT:
+        ui.step(f"Container {spec.name} is still loading ({ready.describe() if ready else ''}); "
+                "not restarting it (pass --force to replace it)")
+        return action
+    if action is ContainerAction.REFUSE:
+        raise FluxdeployError(
+            f"Container {spec.name} is still loading the model and the preset changed.",
+            fix="Wait for it to be ready (`fluxdeploy status`), or replace it now with "
+            "`fluxdeploy up --force` (the load starts over).",
+            doc="still-loading",
+        )
+    _pull(preset, docker, ui, environ)
+    ui.step("Writing secrets to a 0600 env file on the host (never on a command line)")
+    host.run(["mkdir", "-p", "-m", "700", f"{home}/.fluxdeploy"])
+    host.write_file(env_file, secrets.container_env_file(secrets.hf_token(environ)), 0o600)
+    if spec.volumes[0][0].startswith("/"):
+        host.run(["mkdir", "-p", spec.volumes[0][0]])
+    if existing is not None:
+        ui.step(f"Replacing container {spec.name}")
+        docker.remove(spec.name)
+    ui.step(f"Starting container {spec.name} ({preset.image})")
+    docker.run(spec)
+    tracker.update(phase="loading", container_name=spec.name, image=preset.image)
+    return action
+
+
+def _pull(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
+    from intelligensi_deploy.remote.docker import registry_of
+
+    if preset.pull == "if-missing" and docker.image_exists(preset.image):
+        ui.step(f"Image {preset.image} is present; not pulling")
+        return
+    token = secrets.ghcr_token(environ)
+    registry = registry_of(preset.image)
+    if needs_registry_login(preset.image, token):
+        assert token is not None
+        user = secrets.ghcr_username(environ) or preset.registry_username
+        if not user:
+            raise FluxdeployError(
+                f"{secrets.GHCR_TOKEN_NAME} is set but no user name for {registry}.",
+                fix=f"export {secrets.GHCR_USERNAME_NAME}=<your GitHub user> or set "
+                "registry_username in the preset.",
+                doc="ghcr-auth",
+            )
+        ui.step(f"Logging in to {registry} as {user} (token on stdin)")
+        docker.login(registry, user, token.value)
+    ui.step(f"Pulling {preset.image}")
+    docker.pull(preset.image, on_output=ui.detail)
+
+
+def wait_until_ready(
+    preset: Preset, tracker: Tracker, host: Host, docker: Docker, ui: Reporter,
+    timeout: float | None = None,
+) -> ReadyStatus:
+    """Wait on `/ready` through the host (works with the firewall closed)."""
+    ui.step(f"Waiting for /ready (timeout {timeout or preset.ready_timeout:.0f} s)")
+    started = time.monotonic()
+    try:
+        with server_url(host, preset.port) as url:
+            status = wait_ready(
+                lambda: fetch_ready(url),
+                timeout or preset.ready_timeout,
+                on_status=lambda s: ui.ready_status(s, time.monotonic() - started),
+            )
+    except FluxdeployError:
+        tracker.update(phase="failed")
+        show_last_logs(docker, tracker.dep.container_name, ui)
+        raise
+    tracker.update(phase="ready")
+    return status
+
+
+def show_last_logs(docker: Docker, container: str, ui: Reporter, lines: int = 30) -> None:
+    from intelligensi_deploy.redact import redact
+
+    try:
+        result = docker.logs(container, tail=lines)
+    except FluxdeployError:
+        return
+    text = (result.stdout + result.stderr).strip()
+    if text:
+        ui.warn(f"Last {lines} lines of the container log:")
+        for line in text.splitlines()[-lines:]:
+            ui.detail(redact(line))
+
+
+# ---------------------------------------------------------------- up and down
+
+
+def new_deployment(preset: Preset, name: str, ssh_host: str | None) -> Deployment:
+    ssh = preset.ssh
+    ip = None
+    if preset.provider == "ssh":
+        ip = ssh_host or ssh.host
+        if not ip:
+            raise FluxdeployError(
+                f"Preset {preset.name!r} needs the address of your host.",
+                fix="Pass --host ADDRESS, export FLUXDEPLOY_SSH_HOST, or set ssh.host.",
+                doc="presets",
+            )
+    return Deployment(
+        name=name, preset=preset.name, provider=preset.provider, phase="launching",
+        instance_type=preset.lambda_.instance_type if preset.lambda_ else None,
+        ip=ip, ssh_user=ssh.user, ssh_port=ssh.port,
+        ssh_key_path=os.path.expanduser(ssh.key_path),
+        container_name=preset_container_name(name), image=preset.image,
+        port=preset.port, exposure=preset.exposure,
+    )
+
+
+def up(
+    preset: Preset, *, name: str | None, store: StateStore, ui: Reporter, force: bool = False,
+    ssh_host: str | None = None, environ: Mapping[str, str] = os.environ,
+    lambda_client: Callable[[], LambdaClient] | None = None,
+    boot_timeout: float = 1800.0, ssh_timeout: float = 300.0,
+) -> Deployment:
+    """Deploy `preset` as deployment `name` (default: the preset's name), resuming if recorded."""
+    from intelligensi_deploy.remote.docker import Docker
+
+    name = name or preset.name
+    hf = secrets.hf_token(environ)
+    if preset.gated and hf is None:
+        ui.warn(f"{preset.server.model} is a gated model and no HF_TOKEN is set: the server "
+                "will fail with a Hugging Face 401. export HF_TOKEN=hf_... (see PLAYBOOK.md#hf-auth)")
+    recorded = store.load(name)
+    if recorded and recorded.active and recorded.preset != preset.name and not force:
+        raise FluxdeployError(
+            f"Deployment {name!r} runs preset {recorded.preset!r}, not {preset.name!r}.",
+            fix="Use --name for a second deployment, `fluxdeploy down` first, or --force.",
+        )
+    fresh = new_deployment(preset, name, ssh_host or environ.get("FLUXDEPLOY_SSH_HOST"))
+    if recorded and recorded.active:
+        tracker = Tracker(store, recorded.model_copy(update={"image": preset.image,
+                                                             "port": preset.port,
+                                                             "exposure": preset.exposure}))
+        ui.step(f"Resuming deployment {name!r} (phase {recorded.phase})")
+    else:
+        tracker = Tracker(store, fresh)
+    if preset.provider == "lambda":
+        from intelligensi_deploy.cloud.lambda_api import LambdaClient
+
+        client = (lambda_client or LambdaClient.from_env)()
+        provision_lambda(preset, tracker, ui, client, boot_timeout)
+    host = _connect_waiting(tracker, ui, ssh_timeout)
+    try:
+        tracker.update(phase="deploying")
+        docker = Docker(host)
+        action = deploy_container(preset, tracker, host, docker, ui, force=force, environ=environ)
+        if action is ContainerAction.KEEP:
+            return tracker.update(phase="ready")
+        wait_until_ready(preset, tracker, host, docker, ui)
+        return tracker.dep
+    finally:
+        host.close()
+
+
+def down(
+    dep: Deployment, *, store: StateStore, ui: Reporter,
+    lambda_client: Callable[[], LambdaClient] | None = None,
+) -> Deployment:
+    """Remove the container, terminate the instance, remove the firewall rule `up` added."""
+    from intelligensi_deploy.remote.docker import Docker
+
+    tracker = Tracker(store, dep)
+    if dep.ip or dep.provider == "local":
+        try:
+            host = connect(dep)
+            try:
+                docker = Docker(host)
+                if docker.inspect(dep.container_name):
+                    docker.remove(dep.container_name)
+                    ui.step(f"Removed container {dep.container_name}")
+                home = remote_home(host)
+                host.run(["rm", "-f", f"{home}/.fluxdeploy/{dep.name}.env"])
+            finally:
+                host.close()
+        except FluxdeployError as exc:
+            if dep.provider != "lambda":
+                raise
+            ui.warn(f"Could not reach the VM to remove the container ({exc.message}); "
+                    "terminating the instance removes it anyway.")
+    if dep.provider == "lambda":
+        from intelligensi_deploy.cloud import provision
+        from intelligensi_deploy.cloud.lambda_api import LambdaAPIError, LambdaClient
+
+        client = (lambda_client or LambdaClient.from_env)()
+        if dep.firewall_rule:
+            provision.remove_firewall_rule(client, dep.firewall_rule)
+            ui.step(f"Removed the firewall rule for TCP {dep.port}")
+        if dep.instance_id:
+            try:
+                client.terminate([dep.instance_id])
+                ui.step(f"Terminated instance {dep.instance_id}")
+            except LambdaAPIError as exc:
+                if exc.code != "global/object-does-not-exist":
+                    raise
+                ui.detail(f"instance {dep.instance_id} was already gone")
+        tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None)
+    return tracker.update(phase="down")

@@ -1,0 +1,136 @@
+"""Reading the server's `/ready` (docs/contract.md) and waiting on it.
+
+The wait tells three outcomes apart: ready, failed (the server said why, terminal), and still
+loading past the deadline (which is not a reason to redeploy: the playbook's golden rule).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from intelligensi_deploy.errors import FluxdeployError
+
+LOADING_STATES = ("starting", "downloading", "loading", "warming")
+
+
+@dataclass(frozen=True)
+class ReadyStatus:
+    """One answer of `/ready`, or the reason there was none (`unreachable`)."""
+
+    state: str
+    http_status: int | None = None
+    model: str = ""
+    tiny: bool = False
+    elapsed_s: float = 0.0
+    progress: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    unreachable: str | None = None
+
+    @classmethod
+    def parse(cls, http_status: int, body: Any) -> ReadyStatus:
+        """Parse a `/ready` JSON body; anything malformed is reported, not raised."""
+        if not isinstance(body, dict) or "state" not in body:
+            return cls(state="unknown", http_status=http_status,
+                       unreachable=f"HTTP {http_status} without a /ready body")
+        return cls(
+            state=str(body["state"]),
+            http_status=http_status,
+            model=str(body.get("model") or ""),
+            tiny=bool(body.get("tiny")),
+            elapsed_s=float(body.get("elapsed_s") or 0.0),
+            progress=dict(body.get("progress") or {}),
+            error=body.get("error") or None,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready" and self.http_status == 200
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+    @property
+    def loading(self) -> bool:
+        return self.state in LOADING_STATES
+
+    def describe(self) -> str:
+        """A short human line: `downloading 1.2/23.8 GB`, `loading 3/7`, `ready`..."""
+        if self.unreachable:
+            return f"waiting for the server ({self.unreachable})"
+        text = self.state
+        p = self.progress
+        if self.state == "downloading" and p.get("bytes_total"):
+            text += f" {_gb(p.get('bytes_done', 0))}/{_gb(p['bytes_total'])} GB"
+        elif self.state == "loading" and p.get("components_total"):
+            text += f" component {p.get('components_done', 0)}/{p['components_total']}"
+        if self.failed and self.error:
+            text += f": {self.error.get('type', '')}: {self.error.get('message', '')}"
+        return text
+
+
+def _gb(n: Any) -> str:
+    return f"{float(n) / 1e9:.2f}"
+
+
+class ServerFailed(FluxdeployError):
+    """The server reported `failed`: the model could not load. Redeploying will not help."""
+
+
+class ReadyTimeout(FluxdeployError):
+    """The deadline passed while the server was still unreachable or loading."""
+
+
+def fetch_ready(base_url: str, timeout: float = 5.0) -> ReadyStatus:
+    """GET `{base_url}/ready` once."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{base_url}/ready", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return ReadyStatus(state="unreachable", unreachable=type(exc).__name__)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return ReadyStatus.parse(response.status_code, body)
+
+
+def wait_ready(
+    probe: Callable[[], ReadyStatus],
+    timeout: float,
+    *,
+    on_status: Callable[[ReadyStatus], None] = lambda s: None,
+    interval: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReadyStatus:
+    """Poll `probe` until ready; raise ServerFailed on `failed`, ReadyTimeout at the deadline."""
+    deadline = clock() + timeout
+    last = ReadyStatus(state="unreachable", unreachable="not asked yet")
+    while True:
+        last = probe()
+        on_status(last)
+        if last.ready:
+            return last
+        if last.failed:
+            err = last.error or {}
+            raise ServerFailed(
+                f"The server could not load the model: {err.get('type', 'error')}: "
+                f"{err.get('message', '')}",
+                fix=(err.get("hint") or "Read the container log (`fluxdeploy logs`).")
+                + " Then run `fluxdeploy doctor`.",
+                doc="golden-rule",
+            )
+        if clock() >= deadline:
+            doing = last.describe()
+            raise ReadyTimeout(
+                f"Not ready after {timeout:.0f} s; last seen: {doing}.",
+                fix="If it is still downloading or loading, do not redeploy: wait and watch "
+                "`fluxdeploy status`. Otherwise run `fluxdeploy doctor`.",
+                doc="still-loading",
+            )
+        sleep(interval)

@@ -1,0 +1,124 @@
+"""What was deployed where: one small JSON file per deployment, never holding a secret.
+
+Files live in ``$FLUXDEPLOY_HOME/deployments`` (default ``~/.local/state/fluxdeploy``), are
+written atomically (temp file + ``os.replace``) with mode 0600, so a crash or Ctrl-C mid-write
+never leaves a half file, and a launched instance is never forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from intelligensi_deploy.errors import FluxdeployError
+
+Phase = Literal["launching", "booting", "deploying", "loading", "ready", "failed", "down"]
+
+
+class StateError(FluxdeployError):
+    """No such deployment, or an ambiguous choice."""
+
+
+class Deployment(BaseModel):
+    """The record of one deployment. Fields are facts, never credentials."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    preset: str
+    provider: Literal["lambda", "ssh", "local"]
+    phase: Phase = "launching"
+    instance_id: str | None = None
+    instance_type: str | None = None
+    region: str | None = None
+    ip: str | None = None
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+    ssh_key_path: str | None = None
+    host_key: str | None = None
+    container_name: str = ""
+    image: str = ""
+    port: int = 8000
+    exposure: Literal["tunnel", "public"] = "tunnel"
+    firewall_rule: dict[str, Any] | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.phase != "down"
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("FLUXDEPLOY_HOME") or "~/.local/state/fluxdeploy").expanduser()
+
+
+class StateStore:
+    """Deployments on disk, one atomic JSON file each."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or state_root()) / "deployments"
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.json"
+
+    def save(self, deployment: Deployment) -> Deployment:
+        """Write `deployment` atomically (0600) and return it with `updated_at` set."""
+        now = time.time()
+        updates = {"updated_at": now} | ({} if deployment.created_at else {"created_at": now})
+        deployment = deployment.model_copy(update=updates)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{deployment.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(deployment.model_dump_json(indent=2))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path(deployment.name))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return deployment
+
+    def load(self, name: str) -> Deployment | None:
+        path = self.path(name)
+        if not path.is_file():
+            return None
+        return Deployment.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+    def list(self) -> list[Deployment]:
+        """All deployments, most recently updated first."""
+        if not self.root.is_dir():
+            return []
+        found = [self.load(p.stem) for p in self.root.glob("*.json")]
+        return sorted((d for d in found if d), key=lambda d: d.updated_at, reverse=True)
+
+    def delete(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+    def resolve(self, name: str | None) -> Deployment:
+        """The named deployment, else the only active one, else the most recent one."""
+        if name:
+            found = self.load(name)
+            if found is None:
+                known = ", ".join(d.name for d in self.list()) or "none"
+                raise StateError(
+                    f"No deployment named {name!r} (known: {known}).",
+                    fix="Run `fluxdeploy status` to list deployments, or `fluxdeploy up`.",
+                )
+            return found
+        deployments = self.list()
+        if not deployments:
+            raise StateError(
+                f"No deployment recorded in {self.root}.",
+                fix="Start one with `fluxdeploy up --preset local` (or another preset).",
+            )
+        active = [d for d in deployments if d.active]
+        return (active or deployments)[0]

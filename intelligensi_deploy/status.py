@@ -1,0 +1,63 @@
+"""`fluxdeploy status`: the recorded state joined with what the machine says now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.state import Deployment
+
+
+def live_status(dep: Deployment) -> dict[str, Any]:
+    """State file facts plus container state and /ready, gathered read-only."""
+    report: dict[str, Any] = dep.model_dump(exclude={"host_key"})
+    report["container"] = None
+    report["ready"] = None
+    if dep.phase == "down":
+        return report
+    from intelligensi_deploy.deploy import connect, probe_ready
+    from intelligensi_deploy.remote.docker import Docker
+
+    try:
+        host = connect(dep)
+    except FluxdeployError as exc:
+        report["error"] = exc.message
+        return report
+    try:
+        found = Docker(host).inspect(dep.container_name)
+        if found:
+            state = found.get("State") or {}
+            report["container"] = {
+                "status": state.get("Status"),
+                "exit_code": state.get("ExitCode"),
+                "oom_killed": state.get("OOMKilled"),
+                "restart_count": found.get("RestartCount"),
+            }
+            if state.get("Running"):
+                ready = probe_ready(host, dep.port)
+                report["ready"] = {"state": ready.state, "detail": ready.describe(),
+                                   "error": ready.error}
+    except FluxdeployError as exc:
+        report["error"] = exc.message
+    finally:
+        host.close()
+    return report
+
+
+def render(reports: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not reports:
+        console.print("No deployments. Start one with `fluxdeploy up --preset local`.")
+        return
+    table = Table("name", "preset", "phase", "where", "container", "server")
+    for r in reports:
+        where = r.get("ip") or ("local" if r["provider"] == "local" else "-")
+        if r.get("instance_id"):
+            where += f" ({r['instance_id']}, {r.get('region')})"
+        container = (r.get("container") or {}).get("status") or "-"
+        server = (r.get("ready") or {}).get("detail") or r.get("error") or "-"
+        table.add_row(r["name"], r["preset"], r["phase"], where, container, server)
+    console.print(table)
