@@ -29,7 +29,7 @@ image: install engine
 # FLUX on CPU), then one generation written to fox.png.
 demo: image
 	fluxdeploy up --preset local
-	fluxdeploy generate "a red fox in the snow" -o fox.png --width 256 --height 256
+	fluxdeploy generate "a red fox in the snow" -o fox.png --width 128 --height 128
 	@echo "Wrote fox.png. Stop it with: fluxdeploy down"
 
 # Every test, the end-to-end ones included (they start dockerd, a registry and sshd).

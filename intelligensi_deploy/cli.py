@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -42,7 +42,7 @@ def _store() -> Any:
     return StateStore()
 
 
-def _resolve(name: Optional[str]) -> Any:
+def _resolve(name: str | None) -> Any:
     dep = _store().resolve(name)
     if not name:
         typer.echo(f"(deployment {dep.name!r})", err=True)
@@ -52,11 +52,11 @@ def _resolve(name: Optional[str]) -> Any:
 @app.command()
 def up(
     preset: str = typer.Option(..., "--preset", "-p", help="Preset name or path to a YAML file."),
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="Deployment name "
+    name: str | None = typer.Option(None, "--name", "-n", help="Deployment name "
                                        "(default: the preset's name)."),
     force: bool = typer.Option(False, "--force", help="Replace the container even while it is "
                                "still loading the model."),
-    host: Optional[str] = typer.Option(None, "--host", help="Address of your host (preset ssh).",
+    host: str | None = typer.Option(None, "--host", help="Address of your host (preset ssh).",
                                        envvar="FLUXDEPLOY_SSH_HOST"),
 ) -> None:
     """Launch (or resume) a deployment and wait until the server is ready."""
@@ -78,7 +78,7 @@ def up(
 
 
 @app.command()
-def down(name: Optional[str] = NameOpt) -> None:
+def down(name: str | None = NameOpt) -> None:
     """Remove the container and terminate the instance (and the firewall rule `up` added)."""
     from intelligensi_deploy import deploy
     from intelligensi_deploy.console import ConsoleReporter
@@ -90,7 +90,7 @@ def down(name: Optional[str] = NameOpt) -> None:
 
 
 @app.command()
-def status(name: Optional[str] = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+def status(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show deployments: recorded state, and live container and /ready state."""
     from intelligensi_deploy import status as status_mod
     from intelligensi_deploy.console import print_json
@@ -105,10 +105,10 @@ def status(name: Optional[str] = NameOpt, as_json: bool = typer.Option(False, "-
 
 @app.command()
 def logs(
-    name: Optional[str] = NameOpt,
+    name: str | None = NameOpt,
     follow: bool = typer.Option(False, "--follow", "-f"),
-    tail: Optional[int] = typer.Option(200, "--tail", help="Lines from the end (0: all)."),
-    since: Optional[str] = typer.Option(None, "--since", help="e.g. 10m, 2h, or a timestamp."),
+    tail: int | None = typer.Option(200, "--tail", help="Lines from the end (0: all)."),
+    since: str | None = typer.Option(None, "--since", help="e.g. 10m, 2h, or a timestamp."),
 ) -> None:
     """Print the server container's log (redacted)."""
     from intelligensi_deploy import deploy
@@ -117,21 +117,20 @@ def logs(
 
     dep = _resolve(name)
     host = deploy.connect(dep)
+    def show(line: str) -> None:
+        sys.stdout.write(redact(line).rstrip("\n") + "\n")
+        sys.stdout.flush()
+
     try:
-        result = Docker(host).logs(
-            dep.container_name, tail=tail or None, since=since, follow=follow,
-            on_output=lambda line: (sys.stdout.write(redact(line).rstrip("\n") + "\n"),
-                                    sys.stdout.flush()),
-        )
+        Docker(host).logs(dep.container_name, tail=tail or None, since=since, follow=follow,
+                          on_output=show)
     finally:
         host.close()
-    if not result.ok:
-        raise typer.Exit(1)
 
 
 @app.command()
 def tunnel(
-    name: Optional[str] = NameOpt,
+    name: str | None = NameOpt,
     local_port: int = typer.Option(8000, "--local-port", "-L", help="Local port (0: any)."),
 ) -> None:
     """Forward a local port to the server over SSH (like ssh -L) until Ctrl-C."""
@@ -158,13 +157,13 @@ def tunnel(
 def generate(
     prompt: str = typer.Argument(..., help="What to draw."),
     output: Path = typer.Option(Path("flux.png"), "--output", "-o"),
-    steps: Optional[int] = typer.Option(None, "--steps"),
+    steps: int | None = typer.Option(None, "--steps"),
     width: int = typer.Option(1024, "--width"),
     height: int = typer.Option(1024, "--height"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    guidance: Optional[float] = typer.Option(None, "--guidance"),
-    name: Optional[str] = NameOpt,
-    url: Optional[str] = typer.Option(None, "--url", help="Server URL (default: through an "
+    seed: int | None = typer.Option(None, "--seed"),
+    guidance: float | None = typer.Option(None, "--guidance"),
+    name: str | None = NameOpt,
+    url: str | None = typer.Option(None, "--url", help="Server URL (default: through an "
                                       "SSH tunnel to the deployment)."),
 ) -> None:
     """Generate one image and save it (PNG)."""
@@ -205,7 +204,7 @@ def capacity(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
-def doctor(name: Optional[str] = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+def doctor(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """Walk the logs-first playbook on a deployment and name what is wrong. Read-only.
 
     Exit code 0 when no check failed, 1 when one failed, 2 when doctor could not run.

@@ -242,7 +242,7 @@ def provision_lambda(
     )
     tracker.update(ip=instance.ip)
     if preset.exposure == "public" and tracker.dep.firewall_rule is None:
-        if tracker.dep.region == "us-south-1":
+        if not provision.firewall_applies(tracker.dep.region or ""):
             ui.warn("us-south-1 has no Lambda firewall rules: the port is open as published.")
         else:
             rule = provision.ensure_firewall_rule(
@@ -265,18 +265,19 @@ def _rule_dict(rule: Any) -> dict[str, Any]:
 
 def ensure_ssh_key(client: LambdaClient, key_name: str, key_path: str, ui: Reporter) -> None:
     """The preset's SSH key must exist in the account; add it from `key_path.pub` if not."""
-    if any(k.name == key_name for k in client.ssh_keys()):
-        return
+    from intelligensi_deploy.cloud import provision
+
     public = os.path.expanduser(key_path) + ".pub"
-    if not os.path.isfile(public):
+    if os.path.isfile(public):
+        with open(public, encoding="utf-8") as fh:
+            provision.ensure_ssh_key(client, key_name, fh.read().strip())
+        return
+    if not any(k.name == key_name for k in client.ssh_keys()):
         raise FluxdeployError(
             f"Lambda has no SSH key named {key_name!r} and {public} does not exist.",
             fix=f"Add the key in the Lambda dashboard under that name, or create {key_path} "
             "with ssh-keygen -t ed25519.",
         )
-    with open(public, encoding="utf-8") as fh:
-        client.add_ssh_key(key_name, fh.read().strip())
-    ui.detail(f"added {public} to your Lambda account as SSH key {key_name!r}")
 
 
 # ---------------------------------------------------------------- the container
@@ -344,7 +345,7 @@ def deploy_container(
 def _pull(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
     from intelligensi_deploy.remote.docker import registry_of
 
-    if preset.pull == "if-missing" and docker.image_exists(preset.image):
+    if preset.pull == "if-missing" and docker.run_docker(["image", "inspect", preset.image]).ok:
         ui.step(f"Image {preset.image} is present; not pulling")
         return
     token = secrets.ghcr_token(environ)
@@ -391,10 +392,9 @@ def show_last_logs(docker: Docker, container: str, ui: Reporter, lines: int = 30
     from intelligensi_deploy.redact import redact
 
     try:
-        result = docker.logs(container, tail=lines)
+        text = docker.logs(container, tail=lines).strip()
     except FluxdeployError:
         return
-    text = (result.stdout + result.stderr).strip()
     if text:
         ui.warn(f"Last {lines} lines of the container log:")
         for line in text.splitlines()[-lines:]:
@@ -498,19 +498,16 @@ def down(
                     "terminating the instance removes it anyway.")
     if dep.provider == "lambda":
         from intelligensi_deploy.cloud import provision
-        from intelligensi_deploy.cloud.lambda_api import LambdaAPIError, LambdaClient
+        from intelligensi_deploy.cloud.lambda_api import LambdaClient
 
         client = (lambda_client or LambdaClient.from_env)()
         if dep.firewall_rule:
             provision.remove_firewall_rule(client, dep.firewall_rule)
             ui.step(f"Removed the firewall rule for TCP {dep.port}")
         if dep.instance_id:
-            try:
-                client.terminate([dep.instance_id])
-                ui.step(f"Terminated instance {dep.instance_id}")
-            except LambdaAPIError as exc:
-                if exc.code != "global/object-does-not-exist":
-                    raise
+            if provision.terminate_if_present(client, dep.instance_id):
+                ui.step(f"Terminated instance {dep.instance_id} (billing stops)")
+            else:
                 ui.detail(f"instance {dep.instance_id} was already gone")
         tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None)
     return tracker.update(phase="down")

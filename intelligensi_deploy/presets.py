@@ -16,7 +16,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
 
 GATED_MODELS = frozenset({"black-forest-labs/FLUX.1-dev"})

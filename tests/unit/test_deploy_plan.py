@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from intelligensi_deploy.deploy import (
-    CONFIG_LABEL, ContainerAction, ContainerFacts, container_spec, hf_cache_path,
-    needs_registry_login, plan_container,
+    CONFIG_LABEL,
+    ContainerAction,
+    ContainerFacts,
+    container_spec,
+    hf_cache_path,
+    needs_registry_login,
+    plan_container,
 )
 from intelligensi_deploy.health import ReadyStatus
 from intelligensi_deploy.presets import load_preset, parse_preset
@@ -57,7 +62,7 @@ def test_spec_tunnel_publishes_on_loopback_and_carries_no_secret() -> None:
 def test_config_hash_changes_with_the_model_only_when_it_should() -> None:
     base = load_preset("local")
     other = base.model_copy(update={"server": base.server.model_copy(update={"model": "x/y"})})
-    h = lambda p: container_spec(p, "d", "/e", None).labels[CONFIG_LABEL]  # noqa: E731
+    h = lambda p: container_spec(p, "d", "/e", None).labels[CONFIG_LABEL]
     assert h(base) == h(base)
     assert h(base) != h(other)
 

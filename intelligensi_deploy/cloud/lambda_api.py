@@ -1,0 +1,520 @@
+"""Lambda Cloud API client (sync, httpx), faithful to Lambda's OpenAPI description v1.10.0.
+
+Every success is ``{"data": ...}``; every error ``{"error": {"code", "message", "suggestion"?}}``.
+Errors are mapped to typed exceptions by ``code`` only. Transient failures (HTTP 429, 5xx,
+connection errors) are retried with exponential backoff and jitter, honouring ``Retry-After``.
+Launches are spaced at least ``LAUNCH_INTERVAL_S`` apart (Lambda's limit). The API key never
+appears in an exception, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from intelligensi_deploy.errors import FluxdeployError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+DEFAULT_URL = "https://cloud.lambda.ai/api/v1"
+API_KEYS_PAGE = "https://cloud.lambda.ai/api-keys"
+LAUNCH_INTERVAL_S = 12.0
+MAX_RETRY_AFTER_S = 60.0
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 30.0
+USER_AGENT = "fluxdeploy"
+
+log = logging.getLogger(__name__)
+
+JSON = Any
+
+
+# --------------------------------------------------------------------------- typed results
+
+
+@dataclass(frozen=True)
+class InstanceSpecs:
+    vcpus: int
+    memory_gib: int
+    storage_gib: int
+    gpus: int
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> InstanceSpecs:
+        return cls(int(data["vcpus"]), int(data["memory_gib"]), int(data["storage_gib"]),
+                   int(data["gpus"]))
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    description: str
+    gpu_description: str
+    price_cents_per_hour: int
+    specs: InstanceSpecs
+    regions_with_capacity_available: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any], regions: Sequence[Mapping[str, Any]] = ()
+                 ) -> InstanceType:
+        return cls(
+            name=data["name"],
+            description=data["description"],
+            gpu_description=data["gpu_description"],
+            price_cents_per_hour=int(data["price_cents_per_hour"]),
+            specs=InstanceSpecs.from_api(data["specs"]),
+            regions_with_capacity_available=tuple(r["name"] for r in regions),
+        )
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    status: str
+    region: str
+    instance_type: str
+    name: str | None = None
+    ip: str | None = None
+    private_ip: str | None = None
+    hostname: str | None = None
+    ssh_key_names: tuple[str, ...] = ()
+    file_system_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Instance:
+        return cls(
+            id=data["id"],
+            status=data["status"],
+            region=data["region"]["name"],
+            instance_type=data["instance_type"]["name"],
+            name=data.get("name"),
+            ip=data.get("ip") or None,
+            private_ip=data.get("private_ip") or None,
+            hostname=data.get("hostname"),
+            ssh_key_names=tuple(data.get("ssh_key_names", ())),
+            file_system_names=tuple(data.get("file_system_names", ())),
+        )
+
+
+@dataclass(frozen=True)
+class SSHKey:
+    id: str
+    name: str
+    public_key: str
+    private_key: str | None = field(default=None, repr=False)  # only for server-generated keys
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> SSHKey:
+        return cls(data["id"], data["name"], data["public_key"], data.get("private_key"))
+
+
+@dataclass(frozen=True)
+class FileSystem:
+    id: str
+    name: str
+    region: str
+    mount_point: str
+    is_in_use: bool
+    bytes_used: int | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> FileSystem:
+        return cls(data["id"], data["name"], data["region"]["name"], data["mount_point"],
+                   bool(data["is_in_use"]), data.get("bytes_used"))
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """An inbound rule. ``port_range`` is inclusive and absent for ``icmp``."""
+
+    protocol: str
+    port_range: tuple[int, int] | None
+    source_network: str
+    description: str = ""
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> FirewallRule:
+        ports = data.get("port_range")
+        return cls(data["protocol"], (int(ports[0]), int(ports[1])) if ports else None,
+                   data["source_network"], data.get("description", ""))
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"protocol": self.protocol, "source_network": self.source_network,
+                                "description": self.description}
+        if self.port_range is not None:
+            body["port_range"] = list(self.port_range)
+        return body
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class LambdaAPIError(FluxdeployError):
+    """An error answered by the Lambda Cloud API (or no answer at all)."""
+
+    code: str | None = None
+    default_fix: str = "Read the message above; Lambda's own suggestion is included when given."
+    doc: str | None = "lambda-api"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 suggestion: str | None = None, fix: str | None = None,
+                 doc: str | None = None) -> None:
+        super().__init__(message, fix=fix or self.default_fix, doc=doc or type(self).doc)
+        if code is not None:
+            self.code = code
+        self.status = status
+        self.suggestion = suggestion
+
+
+class InvalidAPIKey(LambdaAPIError):
+    code = "global/invalid-api-key"
+    default_fix = (f"Create a new key at {API_KEYS_PAGE} and export it as LAMBDA_API_KEY "
+                   "(check for a stray space or a revoked key).")
+    doc = "lambda-api-key"
+
+
+class InvalidParameters(LambdaAPIError):
+    code = "global/invalid-parameters"
+    default_fix = ("Check the preset's Lambda fields (instance type, region, SSH key name, "
+                   "file system name) against `fluxdeploy capacity`.")
+
+
+class InsufficientCapacity(LambdaAPIError):
+    code = "instance-operations/launch/insufficient-capacity"
+    default_fix = ("Try another region or instance type (`fluxdeploy capacity` shows what is "
+                   "free now), or try again later.")
+    doc = "lambda-capacity"
+
+
+class QuotaExceeded(LambdaAPIError):
+    code = "global/quota-exceeded"
+    default_fix = ("Terminate instances you no longer need (`fluxdeploy status`), or ask Lambda "
+                   "Support to raise your quota.")
+
+
+class ObjectNotFound(LambdaAPIError):
+    code = "global/object-does-not-exist"
+    default_fix = ("Check the name or id: it may have been deleted, or belong to another "
+                   "account or region.")
+
+
+class FileSystemInWrongRegion(LambdaAPIError):
+    code = "instance-operations/launch/file-system-in-wrong-region"
+    default_fix = ("A Lambda file system can only be attached in its own region: launch in that "
+                   "region, or use a file system name that lives in the launch region.")
+
+
+class AccountInactive(LambdaAPIError):
+    code = "global/account-inactive"
+    default_fix = ("Verify your email address and add a valid payment method in the Lambda "
+                   "Cloud dashboard; contact Lambda Support if it persists.")
+
+
+class LambdaUnavailable(LambdaAPIError):
+    """No usable answer after retries: rate limited, server errors or network failures."""
+
+    default_fix = ("Check your network and https://status.lambda.ai, then run the command again "
+                   "(it is safe to repeat).")
+
+
+ERRORS_BY_CODE: dict[str, type[LambdaAPIError]] = {
+    cls.code: cls for cls in (InvalidAPIKey, InvalidParameters, InsufficientCapacity,
+                              QuotaExceeded, ObjectNotFound, FileSystemInWrongRegion,
+                              AccountInactive)
+    if cls.code
+}
+
+WHAT_WENT_WRONG: dict[str, str] = {
+    "global/invalid-api-key": "Lambda rejected the API key (invalid, expired or deleted)",
+    "global/invalid-parameters": "Lambda rejected the request's parameters",
+    "instance-operations/launch/insufficient-capacity": "Lambda has no free capacity for this "
+                                                         "instance type in this region",
+    "global/quota-exceeded": "Your Lambda account's quota is exhausted",
+    "global/object-does-not-exist": "Lambda could not find the object",
+    "instance-operations/launch/file-system-in-wrong-region": "The file system is in a "
+                                                               "different region than the launch",
+    "global/account-inactive": "Your Lambda account is inactive",
+}
+
+
+def error_from_response(status: int, body: JSON, operation: str, *, secret: str = ""
+                        ) -> LambdaAPIError:
+    """The typed error for an error answer, branching on ``error.code`` only."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return LambdaAPIError(f"{operation}: Lambda answered HTTP {status} without an error "
+                              "object.", status=status)
+    code: str = error["code"]
+    api_message = _scrub(str(error.get("message", "")), secret)
+    suggestion = _scrub(str(error["suggestion"]), secret) if error.get("suggestion") else None
+    what = WHAT_WENT_WRONG.get(code, f"Lambda answered error {code}")
+    message = f"{operation}: {what} (HTTP {status}, {code})."
+    if api_message:
+        message += f" Lambda says: {api_message}"
+    if suggestion:
+        message += f" Suggestion: {suggestion}"
+    cls = ERRORS_BY_CODE.get(code, LambdaAPIError)
+    return cls(message, code=code, status=status, suggestion=suggestion)
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+# --------------------------------------------------------------------------- retry policy
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def backoff_delay(attempt: int, rng: random.Random) -> float:
+    """Exponential backoff with jitter: attempt 0 -> 0.5..1 s, 1 -> 1..2 s, capped."""
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** attempt))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def is_transient_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+# --------------------------------------------------------------------------- client
+
+
+class LambdaClient:
+    """Thin typed client over the Lambda Cloud REST API."""
+
+    def __init__(self, api_key: str, base_url: str = DEFAULT_URL, *,
+                 transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 max_retries: int = 5, timeout: float = 30.0,
+                 rng: random.Random | None = None) -> None:
+        if not api_key or any(ch.isspace() for ch in api_key):
+            raise InvalidAPIKey("The Lambda API key is empty or contains whitespace.")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self._sleep = sleep
+        self._clock = clock
+        self.max_retries = max_retries
+        self._rng = rng or random.Random()
+        self._last_launch_at: float | None = None
+        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout,
+                                  headers={"User-Agent": USER_AGENT,
+                                           "Accept": "application/json"})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> LambdaClient:
+        """A client from ``LAMBDA_API_KEY`` and optional ``LAMBDA_API_URL``."""
+        env = os.environ if env is None else env
+        key = env.get("LAMBDA_API_KEY", "").strip()
+        if not key:
+            raise FluxdeployError(
+                "LAMBDA_API_KEY is not set: fluxdeploy needs a Lambda Cloud API key to manage "
+                "instances.",
+                fix=f"Create a key at {API_KEYS_PAGE}, then `export LAMBDA_API_KEY=...` "
+                    "(never put it in a preset file).",
+                doc="lambda-api-key")
+        return cls(key, env.get("LAMBDA_API_URL") or DEFAULT_URL, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"LambdaClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- endpoints
+
+    def instance_types(self) -> list[InstanceType]:
+        data = self._call("GET", "/instance-types", "Listing instance types")
+        return [InstanceType.from_api(item["instance_type"],
+                                      item.get("regions_with_capacity_available", ()))
+                for item in data.values()]
+
+    def launch(self, region: str, instance_type: str, ssh_key_name: str, *,
+               name: str | None = None, file_system_names: Sequence[str] | None = None,
+               image: Mapping[str, str] | None = None, user_data: str | None = None,
+               tags: Mapping[str, str] | None = None,
+               firewall_rulesets: Sequence[str] | None = None) -> list[str]:
+        """Launch one instance; returns the new instance ids.
+
+        ``image`` is ``{"id": ...}`` or ``{"family": ...}``; ``tags`` a key/value mapping;
+        ``firewall_rulesets`` a list of ruleset ids.
+        """
+        body: dict[str, Any] = {"region_name": region, "instance_type_name": instance_type,
+                                "ssh_key_names": [ssh_key_name]}
+        if name is not None:
+            body["name"] = name
+        if file_system_names:
+            body["file_system_names"] = list(file_system_names)
+        if image is not None:
+            body["image"] = dict(image)
+        if user_data is not None:
+            body["user_data"] = user_data
+        if tags:
+            body["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+        if firewall_rulesets:
+            body["firewall_rulesets"] = [{"id": rid} for rid in firewall_rulesets]
+        data = self._call("POST", "/instance-operations/launch",
+                          f"Launching {instance_type} in {region}", json=body,
+                          idempotent=False, before_attempt=self._space_launches)
+        return list(data["instance_ids"])
+
+    def list_instances(self) -> list[Instance]:
+        data = self._call("GET", "/instances", "Listing instances")
+        return [Instance.from_api(item) for item in data]
+
+    def get_instance(self, instance_id: str) -> Instance:
+        data = self._call("GET", f"/instances/{quote(instance_id, safe='')}",
+                          f"Reading instance {instance_id}")
+        return Instance.from_api(data)
+
+    def terminate(self, instance_ids: Sequence[str]) -> list[Instance]:
+        data = self._call("POST", "/instance-operations/terminate",
+                          f"Terminating {', '.join(instance_ids)}",
+                          json={"instance_ids": list(instance_ids)})
+        return [Instance.from_api(item) for item in data["terminated_instances"]]
+
+    def ssh_keys(self) -> list[SSHKey]:
+        data = self._call("GET", "/ssh-keys", "Listing SSH keys")
+        return [SSHKey.from_api(item) for item in data]
+
+    def add_ssh_key(self, name: str, public_key: str) -> SSHKey:
+        data = self._call("POST", "/ssh-keys", f"Adding SSH key {name!r}",
+                          json={"name": name, "public_key": public_key.strip()},
+                          idempotent=False)
+        return SSHKey.from_api(data)
+
+    def delete_ssh_key(self, key_id: str) -> None:
+        self._call("DELETE", f"/ssh-keys/{quote(key_id, safe='')}", f"Deleting SSH key {key_id}")
+
+    def file_systems(self) -> list[FileSystem]:
+        data = self._call("GET", "/file-systems", "Listing file systems")
+        return [FileSystem.from_api(item) for item in data]
+
+    def create_file_system(self, name: str, region: str) -> FileSystem:
+        data = self._call("POST", "/filesystems", f"Creating file system {name!r} in {region}",
+                          json={"name": name, "region": region}, idempotent=False)
+        return FileSystem.from_api(data)
+
+    def firewall_rules(self) -> list[FirewallRule]:
+        data = self._call("GET", "/firewall-rules", "Reading firewall rules")
+        return [FirewallRule.from_api(item) for item in data]
+
+    def set_firewall_rules(self, rules: Sequence[FirewallRule]) -> list[FirewallRule]:
+        """Replace the account's whole inbound rule list (read, merge, then write)."""
+        data = self._call("PUT", "/firewall-rules", "Writing firewall rules",
+                          json={"data": [rule.to_api() for rule in rules]})
+        return [FirewallRule.from_api(item) for item in data]
+
+    # ----------------------------------------------------------------- transport
+
+    def _space_launches(self) -> None:
+        """Wait so that two launch requests are at least LAUNCH_INTERVAL_S apart."""
+        if self._last_launch_at is not None:
+            wait = LAUNCH_INTERVAL_S - (self._clock() - self._last_launch_at)
+            if wait > 0:
+                self._sleep(wait)
+        self._last_launch_at = self._clock()
+
+    def _call(self, method: str, path: str, operation: str, *, json: JSON = None,
+              idempotent: bool = True,
+              before_attempt: Callable[[], None] | None = None) -> JSON:
+        """One API operation with retries; returns the ``data`` payload or raises."""
+        last_problem = ""
+        for attempt in range(self.max_retries + 1):
+            if before_attempt is not None:
+                before_attempt()
+            try:
+                response = self._http.request(
+                    method, self.base_url + path, json=json,
+                    headers={"Authorization": f"Bearer {self._api_key}"})
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                last_problem = f"{type(exc).__name__}: {_scrub(str(exc), self._api_key)}"
+                if sent and not idempotent:
+                    raise self._maybe_done(operation, last_problem) from None
+                if attempt < self.max_retries:
+                    self._pause(backoff_delay(attempt, self._rng), operation, last_problem)
+                continue
+            body = _json_or_none(response)
+            if response.is_success:
+                if not isinstance(body, dict) or "data" not in body:
+                    raise LambdaAPIError(f"{operation}: Lambda answered HTTP "
+                                         f"{response.status_code} without a data object.",
+                                         status=response.status_code)
+                return body["data"]
+            if not is_transient_status(response.status_code):
+                raise error_from_response(response.status_code, body, operation,
+                                          secret=self._api_key)
+            last_problem = f"HTTP {response.status_code}"
+            if body is not None and isinstance(body, dict) and isinstance(body.get("error"),
+                                                                            dict):
+                last_problem += f" ({body['error'].get('code', '?')})"
+            if response.status_code >= 500 and not idempotent:
+                raise self._maybe_done(operation, last_problem)
+            if attempt < self.max_retries:
+                self._pause(self._wait_before_retry(response, attempt, operation), operation,
+                            last_problem)
+        raise LambdaUnavailable(
+            f"{operation}: Lambda did not answer successfully after {self.max_retries + 1} "
+            f"attempts (last: {last_problem}).", status=None)
+
+    def _pause(self, seconds: float, operation: str, problem: str) -> None:
+        log.info("%s: %s; retrying in %.1f s", operation, problem, seconds)
+        self._sleep(seconds)
+
+    def _wait_before_retry(self, response: httpx.Response, attempt: int, operation: str
+                           ) -> float:
+        delay = backoff_delay(attempt, self._rng)
+        hinted = retry_after_seconds(response.headers.get("Retry-After"))
+        if hinted is None:
+            return delay
+        if hinted > MAX_RETRY_AFTER_S:
+            raise LambdaUnavailable(
+                f"{operation}: Lambda is rate limiting this account and asks to wait "
+                f"{hinted:.0f} s.", status=response.status_code,
+                fix="Wait that long, then run the command again.")
+        return hinted
+
+    def _maybe_done(self, operation: str, problem: str) -> LambdaUnavailable:
+        return LambdaUnavailable(
+            f"{operation}: the request reached Lambda but no answer came back ({problem}); "
+            "it may or may not have been carried out, so it was not repeated.",
+            fix="Run `fluxdeploy status` (or check the Lambda dashboard) before trying again.")
+
+
+def _json_or_none(response: httpx.Response) -> JSON:
+    try:
+        return response.json()
+    except ValueError:
+        return None

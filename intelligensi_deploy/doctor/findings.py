@@ -1,0 +1,133 @@
+"""What doctor and diagnose can find: stable ids, each with a title, a fix and a PLAYBOOK section.
+
+Ids never change once released (users and scripts grep for them); each has a section of the
+same name in PLAYBOOK.md, so ``doc`` is the id itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem seen in the evidence: `evidence` holds the (redacted) lines that show it."""
+
+    id: str
+    severity: Severity
+    title: str
+    evidence: tuple[str, ...] = ()
+    fix: str = ""
+    doc: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "title": self.title,
+            "evidence": list(self.evidence),
+            "fix": self.fix,
+            "doc": self.doc,
+        }
+
+
+@dataclass(frozen=True)
+class FindingKind:
+    """The catalogue entry behind a finding id."""
+
+    id: str
+    severity: Severity
+    title: str
+    fix: str
+
+    def finding(self, evidence: list[str] | tuple[str, ...] = (), *,
+                severity: Severity | None = None, title: str | None = None,
+                fix: str | None = None) -> Finding:
+        return Finding(self.id, severity or self.severity, title or self.title,
+                       tuple(evidence), fix or self.fix, self.id)
+
+
+TUNNEL_FIX = "Use `fluxdeploy tunnel` now (it needs no open port)."
+
+CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
+    FindingKind(
+        "ghcr-auth", "error", "The container registry refused the login or the pull",
+        "Check GHCR_TOKEN (a GitHub token with read:packages) and GHCR_USERNAME, or make the "
+        "package public; then `fluxdeploy up` again. This is not a Hugging Face problem.",
+    ),
+    FindingKind(
+        "image-not-found", "error", "The image or tag does not exist in the registry",
+        "Check the `image:` of the preset (name and tag); push the image or pick an existing tag.",
+    ),
+    FindingKind(
+        "hf-auth", "error", "Hugging Face refused the model download (gated, private or bad token)",
+        "export HF_TOKEN=<a token with read access>, accept the model's licence on its "
+        "huggingface.co page, then `fluxdeploy up` again.",
+    ),
+    FindingKind(
+        "hf-unreachable", "error", "The Hugging Face Hub could not be reached and the model is "
+        "not in the cache",
+        "Check the VM's outbound network and DNS (or HF_ENDPOINT); unset HF_HUB_OFFLINE unless "
+        "the cache already holds the model.",
+    ),
+    FindingKind(
+        "device-map-auto", "error", "diffusers does not accept device_map=\"auto\" for pipelines",
+        "Use memory `balanced` (several GPUs), `gpu`, or `model-offload` in the preset; remove "
+        "FLUX_DEVICE_MAP=auto.",
+    ),
+    FindingKind(
+        "cuda-oom", "error", "The GPU ran out of memory (CUDA out of memory)",
+        "Use a preset that fits the GPU: quantize (quant: nf4 or int8) and/or memory: "
+        "model-offload, lower width/height/num_images, or a larger GPU.",
+    ),
+    FindingKind(
+        "oom-killed", "error", "The kernel killed the server: the host ran out of RAM (exit 137)",
+        "Use a machine with more RAM, or a lighter memory strategy (avoid cpu/sequential "
+        "offload of bf16 weights); check `docker inspect` .State.OOMKilled.",
+    ),
+    FindingKind(
+        "nvidia-runtime", "error", "Containers cannot see the GPU (NVIDIA driver or runtime)",
+        "On the VM: `nvidia-smi` must work and the NVIDIA Container Toolkit must be installed "
+        "(`sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`).",
+    ),
+    FindingKind(
+        "disk-full", "error", "No space left on device",
+        "Free disk on the VM (`docker system prune`, old HF cache) or mount a Lambda file system "
+        "for the Hugging Face cache.",
+    ),
+    FindingKind(
+        "port-in-use", "error", "The port is already taken",
+        "Stop what holds the port (`docker ps`, `ss -ltnp`) or choose another `port:` in the "
+        "preset.",
+    ),
+    FindingKind(
+        "still-loading", "warning", "The model is still downloading or loading",
+        "Do not redeploy: a restart starts the download over. Wait and watch `fluxdeploy status`.",
+    ),
+    FindingKind(
+        "bound-to-loopback", "error", "The server listens on 127.0.0.1 inside the container",
+        "Unset FLUX_HOST (the server must bind 0.0.0.0 inside the container). " + TUNNEL_FIX,
+    ),
+    FindingKind(
+        "firewall-closed", "error", "The port is closed to the outside",
+        "Add a Lambda firewall rule for the port (exposure: public does it) or use "
+        "`fluxdeploy tunnel`.",
+    ),
+    FindingKind(
+        "container-crash", "error", "The server crashed with an unrecognised error",
+        "Read the traceback with `fluxdeploy logs`; the last exception line is shown above.",
+    ),
+)}
+
+FINDING_IDS: tuple[str, ...] = tuple(CATALOGUE)
+
+
+def make_finding(finding_id: str, evidence: list[str] | tuple[str, ...] = (), **overrides: Any
+                 ) -> Finding:
+    """A Finding of catalogue kind `finding_id` (KeyError for an unknown id)."""
+    return CATALOGUE[finding_id].finding(evidence, **overrides)
+

@@ -1,0 +1,153 @@
+"""How findings and check results are shown: rich text for people, JSON for scripts, a
+one-line summary, and the exit codes.
+
+Exit codes. diagnose: 1 when any finding is an error, else 0. doctor: 0 when no check failed,
+1 when one failed, 2 when doctor itself could not run (no deployment, broken state...).
+Log lines are rendered as plain `Text`, never as rich markup (``[[gpu]]`` must print as is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+
+from intelligensi_deploy.doctor.checks import CheckResult, DoctorReport
+from intelligensi_deploy.doctor.findings import Finding
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_COULD_NOT_RUN = 2
+PLAYBOOK = "PLAYBOOK.md"
+
+_STATUS_STYLE = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold red"),
+                 "skip": ("-", "dim")}
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+# --------------------------------------------------------------------------- exit codes
+
+
+def diagnose_exit_code(findings: Iterable[Finding]) -> int:
+    return EXIT_FAILED if any(f.severity == "error" for f in findings) else EXIT_OK
+
+
+def doctor_exit_code(report: DoctorReport | None) -> int:
+    """0 nothing failed, 1 a check failed, 2 doctor could not run (`report` is None)."""
+    if report is None:
+        return EXIT_COULD_NOT_RUN
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def findings_json(findings: Sequence[Finding]) -> dict[str, Any]:
+    """The `diagnose --json` document."""
+    return {"findings": [f.to_dict() for f in findings]}
+
+
+def doctor_json(report: DoctorReport) -> dict[str, Any]:
+    """The `doctor --json` document."""
+    return {
+        "checks": [c.to_dict() for c in report.checks],
+        "findings": [f.to_dict() for f in report.findings],
+        "summary": summary_line(report),
+    }
+
+
+def could_not_run_json(message: str, fix: str = "", doc: str = "") -> dict[str, Any]:
+    """`doctor --json` when doctor could not start (exit code 2)."""
+    return {"checks": [], "findings": [], "summary": f"doctor could not run: {message}",
+            "error": {"message": message, "fix": fix, "doc": doc}}
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary_line(report: DoctorReport) -> str:
+    """E.g. ``7 passed, 1 warning, 1 failed, 3 skipped: first failure: Container is running``."""
+    counts = {s: sum(1 for c in report.checks if c.status == s)
+              for s in ("pass", "warn", "fail", "skip")}
+    parts = [f"{counts['pass']} passed"]
+    if counts["warn"]:
+        parts.append(f"{counts['warn']} warning{'s' if counts['warn'] > 1 else ''}")
+    if counts["fail"]:
+        parts.append(f"{counts['fail']} failed")
+    if counts["skip"]:
+        parts.append(f"{counts['skip']} skipped")
+    text = ", ".join(parts)
+    first_fail = next((c for c in report.checks if c.status == "fail"), None)
+    first_warn = next((c for c in report.checks if c.status == "warn"), None)
+    if first_fail:
+        return f"{text}: first failure: {first_fail.title}"
+    if first_warn:
+        return f"{text}: {first_warn.title}"
+    return f"{text}: all good"
+
+
+def findings_summary(findings: Sequence[Finding]) -> str:
+    if not findings:
+        return "no known problem found"
+    errors = sum(1 for f in findings if f.severity == "error")
+    ids = ", ".join(f.id for f in findings)
+    return f"{len(findings)} finding(s), {errors} error(s): {ids}"
+
+
+# --------------------------------------------------------------------------- rich
+
+
+def _doc_ref(doc: str) -> str:
+    return f"{PLAYBOOK}#{doc}"
+
+
+def render_finding(finding: Finding) -> Text:
+    text = Text()
+    text.append(f"{finding.severity.upper():7} ", style=_SEVERITY_STYLE[finding.severity])
+    text.append(finding.id, style="bold")
+    text.append(f"  {finding.title}\n")
+    for line in finding.evidence:
+        text.append(f"    │ {line}\n", style="dim")
+    if finding.fix:
+        text.append("    fix: ", style="bold")
+        text.append(f"{finding.fix}\n")
+    if finding.doc:
+        text.append(f"    see {_doc_ref(finding.doc)}\n", style="dim")
+    return text
+
+
+def render_findings(findings: Sequence[Finding]) -> Group:
+    """`diagnose`'s human output: each finding, then a one-line summary."""
+    parts = [render_finding(f) for f in findings]
+    parts.append(Text(findings_summary(findings), style="bold"))
+    return Group(*parts)
+
+
+def render_check(check: CheckResult) -> Text:
+    mark, style = _STATUS_STYLE[check.status]
+    text = Text()
+    text.append(f"{mark} ", style=style)
+    text.append(check.title, style="bold" if check.status == "fail" else "")
+    text.append("\n")
+    for line in check.evidence:
+        text.append(f"    {line}\n", style="dim")
+    if check.status in ("fail", "warn"):
+        if check.fix:
+            text.append("    fix: ", style="bold")
+            text.append(f"{check.fix}\n")
+        if check.doc:
+            text.append(f"    see {_doc_ref(check.doc)}\n", style="dim")
+    return text
+
+
+def render_doctor(report: DoctorReport) -> Group:
+    """doctor's human output: each check, the log findings, the summary."""
+    parts: list[Any] = [render_check(c) for c in report.checks]
+    if report.findings:
+        parts.append(Text("\nFindings", style="bold underline"))
+        parts.extend(render_finding(f) for f in report.findings)
+    style = "bold red" if report.failed else "bold green"
+    parts.append(Text(summary_line(report), style=style))
+    return Group(*parts)
