@@ -64,9 +64,12 @@ def up(
     from intelligensi_deploy.console import ConsoleReporter
     from intelligensi_deploy.presets import load_preset
 
+    from intelligensi_deploy.preset_paths import preset_reference
+
     loaded = load_preset(preset)
     ui = ConsoleReporter()
-    dep = deploy.up(loaded, name=name, store=_store(), ui=ui, force=force, ssh_host=host)
+    dep = deploy.up(loaded, name=name, store=_store(), ui=ui, force=force, ssh_host=host,
+                    preset_ref=preset_reference(preset))
     ui.step(f"Ready: deployment {dep.name!r}, model {loaded.server.model}")
     if dep.provider == "local":
         typer.echo(f"URL: http://127.0.0.1:{dep.port}   Try: fluxdeploy generate \"a red fox\"")

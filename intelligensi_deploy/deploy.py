@@ -404,7 +404,8 @@ def show_last_logs(docker: Docker, container: str, ui: Reporter, lines: int = 30
 # ---------------------------------------------------------------- up and down
 
 
-def new_deployment(preset: Preset, name: str, ssh_host: str | None) -> Deployment:
+def new_deployment(preset: Preset, name: str, ssh_host: str | None,
+                   preset_ref: str | None = None) -> Deployment:
     ssh = preset.ssh
     ip = None
     if preset.provider == "ssh":
@@ -416,7 +417,8 @@ def new_deployment(preset: Preset, name: str, ssh_host: str | None) -> Deploymen
                 doc="presets",
             )
     return Deployment(
-        name=name, preset=preset.name, provider=preset.provider, phase="launching",
+        name=name, preset=preset_ref or preset.name, provider=preset.provider,
+        phase="launching",
         instance_type=preset.lambda_.instance_type if preset.lambda_ else None,
         ip=ip, ssh_user=ssh.user, ssh_port=ssh.port,
         ssh_key_path=os.path.expanduser(ssh.key_path),
@@ -429,9 +431,13 @@ def up(
     preset: Preset, *, name: str | None, store: StateStore, ui: Reporter, force: bool = False,
     ssh_host: str | None = None, environ: Mapping[str, str] = os.environ,
     lambda_client: Callable[[], LambdaClient] | None = None,
-    boot_timeout: float = 1800.0, ssh_timeout: float = 300.0,
+    boot_timeout: float = 1800.0, ssh_timeout: float = 300.0, preset_ref: str | None = None,
 ) -> Deployment:
-    """Deploy `preset` as deployment `name` (default: the preset's name), resuming if recorded."""
+    """Deploy `preset` as deployment `name` (default: the preset's name), resuming if recorded.
+
+    `preset_ref` is how the preset is found again later (its name, or its file's absolute
+    path): `status`, `doctor` and a resumed `up` reload it from there.
+    """
     from intelligensi_deploy.remote.docker import Docker
 
     name = name or preset.name
@@ -440,12 +446,14 @@ def up(
         ui.warn(f"{preset.server.model} is a gated model and no HF_TOKEN is set: the server "
                 "will fail with a Hugging Face 401. export HF_TOKEN=hf_... (see PLAYBOOK.md#hf-auth)")
     recorded = store.load(name)
-    if recorded and recorded.active and recorded.preset != preset.name and not force:
+    preset_ref = preset_ref or preset.name
+    if recorded and recorded.active and recorded.preset != preset_ref and not force:
         raise FluxdeployError(
-            f"Deployment {name!r} runs preset {recorded.preset!r}, not {preset.name!r}.",
+            f"Deployment {name!r} runs preset {recorded.preset!r}, not {preset_ref!r}.",
             fix="Use --name for a second deployment, `fluxdeploy down` first, or --force.",
         )
-    fresh = new_deployment(preset, name, ssh_host or environ.get("FLUXDEPLOY_SSH_HOST"))
+    fresh = new_deployment(preset, name, ssh_host or environ.get("FLUXDEPLOY_SSH_HOST"),
+                           preset_ref)
     if recorded and recorded.active:
         tracker = Tracker(store, recorded.model_copy(update={"image": preset.image,
                                                              "port": preset.port,

@@ -49,3 +49,9 @@ def resolve_preset_path(ref: str) -> Path:
             f"{user_presets_dir()} or pass a path to a .yaml file.",
         )
     return files[ref]
+
+
+def preset_reference(ref: str) -> str:
+    """How to find this preset again from anywhere: its name, or its file's absolute path."""
+    path = resolve_preset_path(ref)
+    return ref if path == preset_files().get(ref) else str(path.resolve())

@@ -1,0 +1,467 @@
+"""Docker commands as pure argv builders, and `Docker`, which runs them on a `Host`.
+
+Builders return the arguments AFTER "docker" (``["run", "-d", ...]``) and touch nothing;
+`Docker` adds the prefix (``docker`` or ``sudo -n docker``, detected once per host), runs the
+command and turns the engine's error messages into errors a user can act on.
+Secrets never enter argv: the registry token goes to ``docker login --password-stdin`` on
+stdin, and container secrets through an ``--env-file`` written with `Host.write_file`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.remote.host import Host, RunResult
+
+DEFAULT_REGISTRY = "docker.io"
+
+_SECRET_WORDS = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "CREDENTIALS"}
+_SECRET_SUFFIXES = ("API_KEY", "PRIVATE_KEY", "ACCESS_KEY")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable name looks like it holds a secret (HF_TOKEN: yes,
+    TOKENIZERS_PARALLELISM: no)."""
+    upper = name.upper()
+    return bool(_SECRET_WORDS & set(re.split(r"[^A-Z0-9]+", upper))) or upper.endswith(
+        _SECRET_SUFFIXES
+    )
+
+
+class SecretInArgvError(FluxdeployError, ValueError):
+    """A secret-looking variable was about to be put on a `docker run` command line."""
+
+
+# --- pure builders -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """How to run the server container. `env` is for non-secret values only."""
+
+    name: str
+    image: str
+    port: int
+    container_port: int = 8000
+    publish_ip: str = "127.0.0.1"  # "0.0.0.0" for exposure public
+    env: Mapping[str, str] = field(default_factory=dict)
+    env_file: str | None = None  # path on the host of a 0600 file holding the secrets
+    gpus: bool = False
+    volumes: Sequence[tuple[str, str]] = ()  # (host path, container path)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    restart: str = "unless-stopped"
+
+
+def run_args(spec: ContainerSpec) -> list[str]:
+    """``docker run -d`` for `spec`; refuses (SecretInArgvError) secret-looking `env` names."""
+    secret_names = sorted(name for name in spec.env if looks_secret(name))
+    if secret_names:
+        raise SecretInArgvError(
+            f"{', '.join(secret_names)} look(s) like a secret and would be visible on the "
+            "host's command line (`ps`) if passed to the container with -e.",
+            fix="Remove it from the preset's env: secrets such as HF_TOKEN are read from your "
+            "environment and reach the container through a 0600 env file.",
+            doc="secrets",
+        )
+    args = ["run", "-d", "--name", spec.name, "--restart", spec.restart]
+    args += ["-p", f"{_publish_address(spec.publish_ip)}:{spec.port}:{spec.container_port}"]
+    if spec.gpus:
+        args += ["--gpus", "all"]
+    if spec.env_file:
+        args += ["--env-file", spec.env_file]
+    for name, value in spec.env.items():
+        args += ["-e", f"{name}={value}"]
+    for source, target in spec.volumes:
+        args += ["-v", f"{source}:{target}"]
+    for name, value in spec.labels.items():
+        args += ["--label", f"{name}={value}"]
+    args.append(spec.image)
+    return args
+
+
+def _publish_address(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
+
+
+def login_args(registry: str, username: str) -> list[str]:
+    """``docker login``; the password is read from stdin, never argv."""
+    return ["login", registry, "-u", username, "--password-stdin"]
+
+
+def version_args() -> list[str]:
+    """Asks the engine (not only the client) for its version: fails without socket access."""
+    return ["version", "--format", "{{.Server.Version}}"]
+
+
+def image_inspect_args(image: str) -> list[str]:
+    return ["image", "inspect", "--format", "{{.Id}}", image]
+
+
+def pull_args(image: str) -> list[str]:
+    return ["pull", image]
+
+
+def inspect_args(name: str) -> list[str]:
+    return ["inspect", "--type", "container", name]
+
+
+def logs_args(
+    name: str,
+    tail: int | None = None,
+    since: str | None = None,
+    follow: bool = False,
+    timestamps: bool = False,
+) -> list[str]:
+    """``docker logs``; `since` is what docker accepts ("10m", an RFC 3339 time...)."""
+    args = ["logs"]
+    if tail is not None:
+        args += ["--tail", str(tail)]
+    if since:
+        args += ["--since", since]
+    if follow:
+        args.append("--follow")
+    if timestamps:
+        args.append("--timestamps")
+    return [*args, name]
+
+
+def rm_args(name: str, force: bool = True) -> list[str]:
+    return ["rm", "-f", name] if force else ["rm", name]
+
+
+def ps_args(filters: Mapping[str, str] | Sequence[str] = (), all: bool = True) -> list[str]:
+    """``docker ps`` with one JSON object per line; filters like {"label": "a=b"} or "name=x"."""
+    items = (
+        [f"{key}={value}" for key, value in filters.items()]
+        if isinstance(filters, Mapping)
+        else list(filters)
+    )
+    args = ["ps", "--no-trunc", "--format", "{{json .}}"]
+    if all:
+        args.append("-a")
+    for item in items:
+        args += ["--filter", item]
+    return args
+
+
+def registry_of(image: str) -> str:
+    """The registry host of an image reference, by Docker's rules ("docker.io" by default)."""
+    first, slash, _ = image.partition("/")
+    if not slash:
+        return DEFAULT_REGISTRY
+    if "." in first or ":" in first or first == "localhost":
+        return "docker.io" if first in ("index.docker.io", "registry-1.docker.io") else first
+    return DEFAULT_REGISTRY
+
+
+def image_needs_login(image: str, have_credentials: bool) -> bool:
+    """Log in before pulling when registry credentials are given and the image is not on
+    Docker Hub (GHCR_TOKEN is for ghcr.io or a private registry, never for Docker Hub)."""
+    return have_credentials and registry_of(image) != DEFAULT_REGISTRY
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class DockerError(FluxdeployError):
+    """A docker command failed; `result` holds what it printed."""
+
+    def __init__(self, message: str, *, result: RunResult | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.result = result
+
+
+class DockerUnavailableError(DockerError):
+    """Docker is missing, its daemon is down, or we may not use it."""
+
+
+class RegistryLoginError(DockerError):
+    """``docker login`` to the image registry failed."""
+
+
+class RegistryAuthError(DockerError):
+    """The registry refused the pull: the image is private and we are not logged in."""
+
+
+class ImageNotFoundError(DockerError):
+    """The registry has no such image or tag."""
+
+
+class GPUUnavailableError(DockerError):
+    """Docker could not give the container a GPU."""
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _auth_doc(registry: str) -> str:
+    return "ghcr-auth" if registry == "ghcr.io" else "registry-auth"
+
+
+def _credentials_fix(registry: str) -> str:
+    if registry == DEFAULT_REGISTRY:
+        return (
+            "Check the image name. fluxdeploy logs in with GHCR_TOKEN / GHCR_USERNAME only to "
+            "ghcr.io or another private registry, never to Docker Hub: use a public Docker Hub "
+            "image, or push the image to ghcr.io and set GHCR_TOKEN and GHCR_USERNAME."
+        )
+    scope = " with the read:packages scope" if registry == "ghcr.io" else ""
+    return (
+        f"Set GHCR_TOKEN to a token{scope} that may read this image and GHCR_USERNAME to its "
+        f"owner's user name, then run again. Check by hand on the host with "
+        f"`docker login {registry} -u USER --password-stdin`."
+    )
+
+
+# --- the runner ----------------------------------------------------------------------------
+
+
+class Docker:
+    """Runs docker commands on a host, as ``docker`` or, without socket access, ``sudo -n docker``."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._prefix: list[str] | None = None
+
+    @property
+    def prefix(self) -> list[str]:
+        """``["docker"]`` or ``["sudo", "-n", "docker"]``, detected on first use."""
+        if self._prefix is None:
+            self._prefix = self._detect_prefix()
+        return self._prefix
+
+    def _detect_prefix(self) -> list[str]:
+        plain = self.host.run(["docker", *version_args()], timeout=60)
+        if plain.ok:
+            return ["docker"]
+        if plain.returncode == 127:
+            raise DockerUnavailableError(
+                f"Docker is not installed on {self.host.label} (`docker` was not found).",
+                fix="Install Docker there (Lambda Stack images have it), or use a host that has it.",
+                doc="docker-missing",
+                result=plain,
+            )
+        if _permission_denied(plain):
+            sudo = self.host.run(["sudo", "-n", "docker", *version_args()], timeout=60)
+            if sudo.ok:
+                return ["sudo", "-n", "docker"]
+            raise DockerUnavailableError(
+                f"The user on {self.host.label} may not use Docker: no access to "
+                f"/var/run/docker.sock, and `sudo -n docker` failed too "
+                f"({_tail(sudo.output, 2)}).",
+                fix="Add the user to the docker group (`sudo usermod -aG docker $USER`, then log "
+                "in again) or allow it passwordless sudo.",
+                doc="docker-permission",
+                result=sudo,
+            )
+        raise DockerUnavailableError(
+            f"Docker on {self.host.label} does not answer: {_tail(plain.output, 3)}",
+            fix="Start the Docker daemon there (`sudo systemctl start docker`) and check "
+            "`docker info`.",
+            doc="docker-daemon",
+            result=plain,
+        )
+
+    def run_docker(
+        self,
+        args: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        on_output: Callable[[str], None] | None = None,
+    ) -> RunResult:
+        """Run ``docker ARGS`` (with the detected prefix); returns the result, failed or not."""
+        return self.host.run(
+            [*self.prefix, *args], stdin=stdin, timeout=timeout, on_output=on_output
+        )
+
+    def login(self, registry: str, username: str, token: str) -> None:
+        """``docker login`` with the token on stdin; failure raises RegistryLoginError."""
+        if not token:
+            raise RegistryLoginError(
+                f"No token to log in to the container registry {registry} with.",
+                fix=_credentials_fix(registry),
+                doc=_auth_doc(registry),
+            )
+        result = self.run_docker(login_args(registry, username), stdin=token.encode(), timeout=120)
+        if result.ok:
+            return
+        detail = _tail(result.output, 3).replace(token, "***")
+        raise RegistryLoginError(
+            f"Logging in to the container registry {registry} as {username!r} failed on "
+            f"{self.host.label}: {detail}",
+            fix=_credentials_fix(registry),
+            doc=_auth_doc(registry),
+            result=result,
+        )
+
+    def pull(self, image: str, on_output: Callable[[str], None] | None = None) -> None:
+        """``docker pull``, streaming its progress lines; failures are mapped to typed errors."""
+        result = self.run_docker(pull_args(image), on_output=on_output)
+        if not result.ok:
+            raise pull_error(image, result)
+
+    def run(self, spec: ContainerSpec) -> str:
+        """Start the container of `spec`; returns its id."""
+        result = self.run_docker(run_args(spec), timeout=300)
+        if result.ok:
+            return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+        text = result.output
+        if "could not select device driver" in text or "nvidia-container-cli" in text:
+            raise GPUUnavailableError(
+                f"Docker on {self.host.label} could not give {spec.name} a GPU: {_tail(text, 2)}",
+                fix="Use a GPU machine with the NVIDIA driver and NVIDIA Container Toolkit "
+                "(Lambda Stack has both), or a CPU preset.",
+                doc="docker-gpu",
+                result=result,
+            )
+        if "port is already allocated" in text or "address already in use" in text:
+            raise DockerError(
+                f"Port {spec.port} on {spec.publish_ip} of {self.host.label} is already taken, "
+                f"so {spec.name} could not publish it: {_tail(text, 2)}",
+                fix="Stop what uses that port (`docker ps`, `ss -ltnp`), or choose another port "
+                "in the preset.",
+                doc="port-in-use",
+                result=result,
+            )
+        if "is already in use" in text:
+            raise DockerError(
+                f"A container named {spec.name} already exists on {self.host.label}.",
+                fix=f"Remove it first (`docker rm -f {spec.name}`) or deploy under another name.",
+                result=result,
+            )
+        raise DockerError(
+            f"`docker run` of {spec.image} as {spec.name} failed on {self.host.label}: "
+            f"{_tail(text)}",
+            fix="Read the message above; `fluxdeploy doctor` checks the usual causes.",
+            doc="docker-run",
+            result=result,
+        )
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        """The container's `docker inspect` object, or None when there is no such container."""
+        result = self.run_docker(inspect_args(name), timeout=60)
+        if not result.ok:
+            if "no such" in result.output.lower():
+                return None
+            raise DockerError(
+                f"`docker inspect {name}` failed on {self.host.label}: {_tail(result.output)}",
+                result=result,
+            )
+        data = json.loads(result.stdout or "[]")
+        return data[0] if data else None
+
+    def image_exists(self, image: str) -> bool:
+        """Whether the host already has `image` (no registry is asked)."""
+        result = self.run_docker(image_inspect_args(image), timeout=60)
+        if result.ok:
+            return True
+        if "no such image" in result.output.lower():
+            return False
+        raise DockerError(
+            f"`docker image inspect {image}` failed on {self.host.label}: {_tail(result.output)}",
+            result=result,
+        )
+
+    def logs(
+        self,
+        name: str,
+        *,
+        tail: int | None = None,
+        since: str | None = None,
+        follow: bool = False,
+        timestamps: bool = False,
+        on_output: Callable[[str], None] | None = None,
+    ) -> str:
+        """The container's log lines (stdout and stderr in the order they arrived), joined.
+
+        `on_output` also gets each line as it comes (for ``--follow``). A missing container
+        or a failing ``docker logs`` raises DockerError.
+        """
+        lines: list[str] = []
+
+        def collect(line: str) -> None:
+            lines.append(line)
+            if on_output is not None:
+                on_output(line)
+
+        result = self.run_docker(
+            logs_args(name, tail=tail, since=since, follow=follow, timestamps=timestamps),
+            on_output=collect,
+        )
+        if not result.ok:
+            missing = "no such container" in result.output.lower()
+            raise DockerError(
+                f"There is no container {name} on {self.host.label}."
+                if missing
+                else f"`docker logs {name}` failed on {self.host.label}: {_tail(result.output)}",
+                fix="`fluxdeploy status` shows what is deployed." if missing else None,
+                result=result,
+            )
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def remove(self, name: str) -> bool:
+        """Remove the container (force); False when it did not exist."""
+        result = self.run_docker(rm_args(name), timeout=120)
+        if result.ok:
+            return True
+        if "no such container" in result.output.lower():
+            return False
+        raise DockerError(
+            f"`docker rm -f {name}` failed on {self.host.label}: {_tail(result.output)}",
+            result=result,
+        )
+
+    def ps(self, filters: Mapping[str, str] | Sequence[str] = ()) -> list[dict[str, Any]]:
+        """All containers (running or not) matching `filters`, as docker's JSON objects."""
+        result = self.run_docker(ps_args(filters), timeout=60)
+        if not result.ok:
+            raise DockerError(
+                f"`docker ps` failed on {self.host.label}: {_tail(result.output)}", result=result
+            )
+        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def _permission_denied(result: RunResult) -> bool:
+    text = result.output.lower()
+    return "permission denied" in text and "docker.sock" in text
+
+
+def pull_error(image: str, result: RunResult) -> DockerError:
+    """The typed error for a failed ``docker pull`` of `image` (pure)."""
+    registry = registry_of(image)
+    text = result.output
+    lowered = text.lower()
+    if any(marker in lowered for marker in ("unauthorized", "denied", "no basic auth credentials")):
+        maybe_missing = (
+            " (Docker Hub also says this when the repository does not exist)"
+            if registry == DEFAULT_REGISTRY
+            else ""
+        )
+        return RegistryAuthError(
+            f"The registry {registry} refused to let {image} be pulled: the image is private "
+            f"and the host is not logged in with credentials that may read it{maybe_missing}. "
+            f"Docker said: {_tail(text, 2)}",
+            fix=_credentials_fix(registry),
+            doc=_auth_doc(registry),
+            result=result,
+        )
+    if "manifest unknown" in lowered or "not found" in lowered:
+        return ImageNotFoundError(
+            f"The registry {registry} has no image {image}: {_tail(text, 2)}",
+            fix="Check the image name and tag in the preset (and that it was pushed).",
+            doc="image-not-found",
+            result=result,
+        )
+    return DockerError(
+        f"`docker pull {image}` failed: {_tail(text)}",
+        fix=f"Check that the host can reach {registry} (network, DNS, disk space).",
+        doc="docker-pull",
+        result=result,
+    )
