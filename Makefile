@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml server/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q --find-links $(WHEELS) torch==$(TORCH_VERSION)
-	$(PIP) install -q --find-links $(WHEELS) -e '.[test]' -e './server[test]' torch==$(TORCH_VERSION)
+	$(PIP) install -q --find-links $(WHEELS) -e '.[test]' -e './server[test,quant]' torch==$(TORCH_VERSION)
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,7 +33,7 @@ demo: image
 	@echo "Wrote fox.png. Stop it with: fluxdeploy down"
 
 # Every test, the end-to-end ones included (they start dockerd, a registry and sshd).
-test: install engine
+test: install engine image
 	$(PY) -m pytest -q -ra
 
 test-fast: install

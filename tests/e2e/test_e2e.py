@@ -222,3 +222,31 @@ def test_image_is_served_through_the_registry_only_with_login(e2e: E2E) -> None:
     assert result.returncode == 1, output
     assert "GHCR_TOKEN" in output and "HF_TOKEN" not in output
     _check(e2e.cli("down"))
+
+
+def test_own_ssh_host_without_any_cloud(e2e: E2E) -> None:
+    """Preset provider `ssh`: a host you already own; no Lambda call is made."""
+    preset = e2e.preset(provider="ssh", **{"lambda": None})
+    output = _check(e2e.cli("up", "--preset", str(preset), "--host", "127.0.0.1",
+                            "--name", "own", env={"LAMBDA_API_KEY": ""}))
+    assert "Ready: deployment 'own'" in output
+    assert e2e.lam.requests == []
+    assert len(e2e.containers("own")) == 1
+    _check(e2e.cli("down", "--name", "own"))
+    assert e2e.containers("own") == []
+    assert e2e.state("own")["phase"] == "down"
+
+
+def test_local_provider_runs_on_this_engine(e2e: E2E, server_image: str) -> None:  # noqa: F811
+    """Preset provider `local` (the README's first command), on another port."""
+    preset = e2e.preset(provider="local", **{"lambda": None}, image=server_image,
+                        pull="if-missing", server={"model": "tiny"}, env={})
+    output = _check(e2e.cli("up", "--preset", str(preset), "--name", "loc"))
+    assert "is present; not pulling" in output and "Ready: deployment 'loc'" in output
+    out = e2e.tmp / "loc.png"
+    _check(e2e.cli("generate", "a fox", "--name", "loc", "-o", str(out), "--width", "64",
+                   "--height", "64"))
+    with Image.open(out) as image:
+        assert image.size == (64, 64)
+    _check(e2e.cli("down", "--name", "loc"))
+    assert e2e.containers("loc") == []

@@ -1,0 +1,183 @@
+"""The HTTP API (docs/contract.md). torch and diffusers are imported by the loader thread,
+never here, so the server answers /health while the model is still being imported."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from flux_server import __version__
+from flux_server.config import Settings
+from flux_server.engine import MIME_TYPES
+from flux_server.failures import explain
+from flux_server.lora import LoraError
+from flux_server.redact import redact
+from flux_server.reqlog import RequestLogMiddleware
+from flux_server.schemas import (
+    GenerateRequest,
+    InputError,
+    LoraRequest,
+    OpenAIImageRequest,
+    RemoveLoraRequest,
+    parse_size,
+)
+from flux_server.service import READY_RETRY_AFTER_S, FluxService, HTTPProblem
+
+log = logging.getLogger("flux_server.app")
+
+
+def _problem_response(problem: HTTPProblem) -> JSONResponse:
+    return JSONResponse(problem.body, status_code=problem.status, headers=problem.headers)
+
+
+def _field_of(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def _validation_response(errors: list[dict]) -> JSONResponse:
+    detail = [{"field": _field_of(tuple(e.get("loc", ()))), "rule": e.get("msg", "invalid"),
+               "type": e.get("type", "value_error")} for e in errors]
+    message = "; ".join(f"{d['field']}: {d['rule']}" for d in detail)
+    return JSONResponse(status_code=422, content={
+        "error": {"type": "ValidationError", "message": message,
+                  "hint": "fix the named fields (GET /docs lists the rules)"},
+        "detail": detail})
+
+
+def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None,
+               config_error: Exception | None = None) -> FastAPI:
+    """The FastAPI app; the model starts loading when the app starts (lifespan)."""
+    service = FluxService(settings, detect_gpus, config_error)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        service.start()
+        yield
+        service.queue.close()
+
+    app = FastAPI(title="flux_server", version=__version__, lifespan=lifespan,
+                  description="FLUX image generation (fluxdeploy). See docs/contract.md.")
+    app.state.service = service
+    app.add_middleware(RequestLogMiddleware, metrics=service.metrics)
+
+    @app.exception_handler(HTTPProblem)
+    async def _on_problem(_request: Request, problem: HTTPProblem):
+        return _problem_response(problem)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(_request: Request, exc: RequestValidationError):
+        return _validation_response(list(exc.errors()))
+
+    @app.exception_handler(InputError)
+    async def _on_input(_request: Request, exc: InputError):
+        return _validation_response([{"loc": (exc.field,), "msg": exc.rule,
+                                      "type": "value_error"}])
+
+    @app.exception_handler(Exception)
+    async def _on_error(_request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return JSONResponse(status_code=500, content={"error": {
+            "type": type(exc).__name__,
+            "message": redact(str(exc), [settings.hf_token])[:1000],
+            "hint": "see the server log"}})
+
+    @app.get("/health", summary="Liveness: 200 as soon as the process serves")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="200 when loaded and warmed up, else 503 with the state")
+    async def ready() -> JSONResponse:
+        snapshot = service.state.snapshot()
+        service.metrics.set_state(snapshot["state"])
+        if snapshot["ready"]:
+            return JSONResponse(snapshot)
+        return JSONResponse(snapshot, status_code=503,
+                            headers={"Retry-After": str(READY_RETRY_AFTER_S)})
+
+    @app.post("/generate", summary="Generate images: bytes, or base64 JSON",
+              responses={200: {"content": {m: {} for m in MIME_TYPES.values()}}})
+    async def generate(body: GenerateRequest, request: Request) -> Response:
+        service.require_ready()
+        if body.num_images > 1 and body.response_format == "bytes":
+            raise InputError("num_images", "must be 1 unless response_format is b64_json")
+        params = service.params_for(body.prompt, body.width, body.height,
+                                    body.num_inference_steps, body.guidance_scale, body.seed,
+                                    body.num_images, body.negative_prompt, body.true_cfg_scale)
+        outcome = await service.generate(request, params, body.output_format)
+        headers = {"X-Seed": str(outcome.seed),
+                   "X-Generation-Seconds": f"{outcome.generation_s:.4f}",
+                   "X-Queue-Wait-Seconds": f"{outcome.queue_wait_s:.4f}"}
+        if body.response_format == "bytes":
+            return Response(outcome.images[0], media_type=MIME_TYPES[body.output_format],
+                            headers=headers)
+        return JSONResponse({
+            "images": [{"b64": base64.b64encode(data).decode("ascii"), "seed": outcome.seed + i}
+                       for i, data in enumerate(outcome.images)],
+            "seed": outcome.seed, "width": params.width, "height": params.height,
+            "num_inference_steps": params.steps, "guidance_scale": params.guidance_scale,
+            "output_format": body.output_format, "generation_s": outcome.generation_s,
+            "queue_wait_s": outcome.queue_wait_s, "model": settings.model,
+            "tiny": settings.tiny}, headers=headers)
+
+    @app.post("/v1/images/generations", summary="OpenAI-compatible image generation")
+    async def openai_generations(body: OpenAIImageRequest, request: Request) -> JSONResponse:
+        service.require_ready()
+        if body.response_format != "b64_json":
+            raise InputError("response_format", "only b64_json is supported (no image URLs)")
+        width, height = parse_size(body.size) if body.size else (None, None)
+        params = service.params_for(body.prompt, width, height, body.num_inference_steps,
+                                    body.guidance_scale, body.seed, body.n,
+                                    fields=("size", "size", "n"))
+        outcome = await service.generate(request, params, body.output_format)
+        return JSONResponse({
+            "created": int(time.time()),
+            "data": [{"b64_json": base64.b64encode(d).decode("ascii")} for d in outcome.images],
+            "output_format": body.output_format,
+            "size": f"{params.width}x{params.height}",
+        }, headers={"X-Seed": str(outcome.seed),
+                    "X-Generation-Seconds": f"{outcome.generation_s:.4f}"})
+
+    @app.get("/model-status", summary="Model, strategy, devices, queue, timings, LoRA")
+    def model_status() -> dict:
+        return service.model_status()
+
+    @app.post("/apply-lora", summary="Load a LoRA (hub id or path) with a weight")
+    def apply_lora(body: LoraRequest) -> dict:
+        pipe = service.require_ready()
+        with service.queue.lock:
+            try:
+                return service.lora.apply(pipe, body.source, float(body.weight),
+                                          body.adapter_name, body.weight_name,
+                                          settings.hf_token)
+            except LoraError as exc:
+                failure = explain(exc.cause, settings)
+                raise HTTPProblem(400, failure.type, failure.message,
+                                  "check the LoRA source: a FLUX LoRA (safetensors) as a hub "
+                                  "id or a path inside the container") from None
+
+    @app.post("/remove-lora", summary="Remove one LoRA adapter, or all")
+    def remove_lora(body: RemoveLoraRequest | None = None) -> dict:
+        pipe = service.require_ready()
+        with service.queue.lock:
+            return service.lora.remove(pipe, body.adapter_name if body else None)
+
+    @app.get("/lora-status", summary="Active LoRA adapters")
+    def lora_status() -> dict:
+        return service.lora.status()
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    def metrics() -> Response:
+        service.metrics.set_state(service.state.state)
+        service.metrics.queue_depth.set(service.queue.depth)
+        data, content_type = service.metrics.render()
+        return Response(data, media_type=content_type)
+
+    return app

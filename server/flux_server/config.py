@@ -1,0 +1,103 @@
+"""Settings from the container's environment (see docs/contract.md), parsed purely."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
+MEMORY_CHOICES = ("auto", "gpu", "balanced", "model-offload", "sequential-offload", "cpu")
+QUANT_CHOICES = ("none", "nf4", "int8", "fp8")
+DTYPE_CHOICES = ("bf16", "fp16", "fp32")
+TOKEN_VARS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HUGGINGFACE_TOKEN")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server does not accept."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads from its environment."""
+
+    port: int = 8000
+    host: str = "0.0.0.0"
+    model: str = DEFAULT_MODEL
+    memory: str = "auto"
+    quant: str = "none"
+    dtype: str | None = None  # None: bf16 on GPU, fp32 on CPU
+    device_map: str | None = None
+    queue_size: int = 16
+    request_timeout: float = 300.0
+    max_side: int = 2048
+    max_images: int = 4
+    hf_token: str | None = None
+    test_load_delay: float = 0.0  # FLUX_TEST_LOAD_DELAY: test hook, slows the loading phase
+    test_generate_delay: float = 0.0  # FLUX_TEST_GENERATE_DELAY: test hook, slows generations
+
+    @property
+    def tiny(self) -> bool:
+        return self.model == "tiny"
+
+    def public(self) -> dict:
+        """The settings safe to show (the token only as set / not set)."""
+        data = {k: v for k, v in self.__dict__.items() if k != "hf_token"}
+        data["hf_token_set"] = self.hf_token is not None
+        return data
+
+
+def hf_token_from(env: Mapping[str, str]) -> str | None:
+    """The Hugging Face token from HF_TOKEN or its aliases, or None."""
+    for name in TOKEN_VARS:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default, minimum):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be >= {minimum}")
+    return value
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse the environment; raise SettingsError naming the variable on a bad value."""
+    env = os.environ if env is None else env
+    dtype = env.get("FLUX_DTYPE", "").strip().lower() or None
+    if dtype is not None and dtype not in DTYPE_CHOICES:
+        raise SettingsError(f"FLUX_DTYPE={dtype!r} is not one of {', '.join(DTYPE_CHOICES)}")
+    max_side = _number(env, "FLUX_MAX_SIDE", int, 2048, 64)
+    if max_side % 16:
+        raise SettingsError(f"FLUX_MAX_SIDE={max_side} must be a multiple of 16")
+    return Settings(
+        port=_number(env, "PORT", int, 8000, 0),
+        host=env.get("FLUX_HOST", "").strip() or "0.0.0.0",
+        model=env.get("FLUX_MODEL", "").strip() or DEFAULT_MODEL,
+        memory=_choice(env, "FLUX_MEMORY", MEMORY_CHOICES, "auto"),
+        quant=_choice(env, "FLUX_QUANT", QUANT_CHOICES, "none"),
+        dtype=dtype,
+        device_map=env.get("FLUX_DEVICE_MAP", "").strip() or None,
+        queue_size=_number(env, "FLUX_QUEUE_SIZE", int, 16, 1),
+        request_timeout=_number(env, "FLUX_REQUEST_TIMEOUT", float, 300.0, 0.1),
+        max_side=max_side,
+        max_images=_number(env, "FLUX_MAX_IMAGES", int, 4, 1),
+        hf_token=hf_token_from(env),
+        test_load_delay=_number(env, "FLUX_TEST_LOAD_DELAY", float, 0.0, 0.0),
+        test_generate_delay=_number(env, "FLUX_TEST_GENERATE_DELAY", float, 0.0, 0.0),
+    )

@@ -1,0 +1,145 @@
+"""One generation at a time: a bounded FIFO queue in front of a single worker thread.
+
+A job whose request went away while waiting is dropped at once; a job cancelled while
+running is stopped at the next denoising step (see engine.generate).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger("flux_server.jobs")
+
+
+class QueueFull(Exception):
+    """The queue already holds its maximum of waiting jobs."""
+
+
+class JobDropped(Exception):
+    """The job was cancelled before it started and was never run."""
+
+
+@dataclass
+class Job:
+    work: Callable[["Job"], Any]
+    future: Future = field(default_factory=Future)
+    enqueued_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_reason: str | None = None
+    _on_cancel: Callable[["Job"], None] | None = field(default=None, repr=False)
+
+    def cancel(self, reason: str) -> None:
+        """Stop this job: dropped if still waiting, interrupted at its next step if running."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+            if self._on_cancel is not None:
+                self._on_cancel(self)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_reason is not None
+
+    @property
+    def queue_wait_s(self) -> float:
+        end = self.started_at if self.started_at is not None else time.monotonic()
+        return end - self.enqueued_at
+
+    @property
+    def run_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+class JobQueue:
+    """Bounded FIFO with one worker; `lock` is held while a job runs (shared with LoRA ops).
+
+    A waiting job that is cancelled leaves the queue at once (its place is freed)."""
+
+    def __init__(self, max_waiting: int, lock: threading.Lock | None = None,
+                 on_change: Callable[[int], None] | None = None) -> None:
+        self.max_waiting = max_waiting
+        self.lock = lock or threading.Lock()
+        self._waiting: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._on_change = on_change or (lambda depth: None)
+        self.running: Job | None = None
+        self.dropped = 0
+        self.completed = 0
+        self._recent_run_s: list[float] = []
+        self._thread = threading.Thread(target=self._work, name="generation-worker", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting (not counting the one running)."""
+        return len(self._waiting)
+
+    def submit(self, work: Callable[[Job], Any]) -> Job:
+        """Enqueue `work(job)`; raise QueueFull when `max_waiting` jobs already wait."""
+        job = Job(work)
+        job._on_cancel = self._drop
+        with self._cond:
+            if len(self._waiting) >= self.max_waiting:
+                raise QueueFull(f"{self.max_waiting} generations already waiting")
+            self._waiting.append(job)
+            self._cond.notify()
+        self._on_change(self.depth)
+        return job
+
+    def estimated_wait_s(self) -> float:
+        """A guess of how long a new job would wait (for Retry-After)."""
+        recent = self._recent_run_s[-10:]
+        per_job = sum(recent) / len(recent) if recent else 1.0
+        return per_job * (self.depth + (1 if self.running else 0))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _drop(self, job: Job) -> None:
+        with self._cond:
+            if job not in self._waiting:
+                return  # running or done: the job itself stops at its next check
+            self._waiting.remove(job)
+            self.dropped += 1
+        log.info("dropped queued job: %s", job.cancel_reason)
+        job.future.set_exception(JobDropped(job.cancel_reason))
+        self._on_change(self.depth)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = self._waiting.popleft()
+                self.running = job
+            self._on_change(self.depth)
+            if not job.future.set_running_or_notify_cancel():
+                self.running = None
+                continue
+            with self.lock:
+                job.started_at = time.monotonic()
+                try:
+                    result = job.work(job)
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
+                    job.finished_at = time.monotonic()
+                    job.future.set_exception(exc)
+                else:
+                    job.finished_at = time.monotonic()
+                    job.future.set_result(result)
+                    self._recent_run_s = (self._recent_run_s + [job.run_s or 0.0])[-10:]
+                finally:
+                    self.running = None
+                    self.completed += 1

@@ -1,0 +1,271 @@
+"""Load the pipeline in a background thread, moving the LoadState along its phases.
+
+starting (plan) -> downloading (hub ids only) -> loading (from_pretrained, placement) ->
+warming (one small generation) -> ready. A CUDA out-of-memory error while loading or
+warming falls back to the next more frugal plan (memory.fallback); any other error, or the
+end of the chain, ends in `failed` with a reason (failures.explain).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from flux_server import memory
+from flux_server.config import Settings
+from flux_server.defaults import ModelDefaults, model_defaults
+from flux_server.failures import explain
+from flux_server.state import LoadState
+
+log = logging.getLogger("flux_server.loader")
+
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+COMPONENTS_DESC = "Loading pipeline components"
+
+
+class ModelPathNotFound(FileNotFoundError):
+    """FLUX_MODEL names a local path that does not exist."""
+
+
+def looks_local(model: str) -> bool:
+    """True when FLUX_MODEL is meant as a path rather than a hub id."""
+    return model.startswith(("/", "./", "../", "~")) or os.path.exists(model)
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, TORCH_DTYPES[name])
+
+
+def _backend_configs(spec: memory.QuantSpec, module: str):
+    """One quantization config object for `module` (diffusers or transformers) per spec."""
+    configs = __import__(module, fromlist=["BitsAndBytesConfig", "TorchAoConfig"])
+    kwargs = dict(spec.kwargs)
+    if spec.backend == "bitsandbytes_4bit":
+        kwargs["bnb_4bit_compute_dtype"] = torch_dtype(kwargs["bnb_4bit_compute_dtype"])
+        return configs.BitsAndBytesConfig(**kwargs)
+    import torchao.quantization as ao
+
+    extra = {}
+    if "granularity" in kwargs:
+        extra["granularity"] = getattr(ao, kwargs["granularity"])()
+    return configs.TorchAoConfig(quant_type=getattr(ao, kwargs["config"])(**extra))
+
+
+def quantization_config(spec: memory.QuantSpec):
+    """diffusers' PipelineQuantizationConfig for a plan's QuantSpec, as an explicit mapping:
+    the transformer gets diffusers' config class, the T5 encoder transformers' one."""
+    from diffusers.quantizers import PipelineQuantizationConfig
+
+    mapping = {name: _backend_configs(spec, "diffusers" if name == "transformer"
+                                      else "transformers")
+               for name in spec.components}
+    return PipelineQuantizationConfig(quant_mapping=mapping)
+
+
+@contextlib.contextmanager
+def component_progress(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Report (i, n) as diffusers loads pipeline component i of n."""
+    from diffusers.utils import logging as diffusers_logging
+
+    original = diffusers_logging.tqdm
+
+    class _Counting:
+        def __call__(self, iterable=None, *args, **kwargs):
+            if not str(kwargs.get("desc", "")).startswith(COMPONENTS_DESC) or iterable is None:
+                return original(iterable, *args, **kwargs)
+            items = list(iterable)
+            report(0, len(items))
+
+            def counted():
+                for index, item in enumerate(items):
+                    yield item
+                    report(index + 1, len(items))
+            return counted()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(original, name)
+
+    diffusers_logging.tqdm = _Counting()
+    try:
+        yield
+    finally:
+        diffusers_logging.tqdm = original
+
+
+def count_components(path: str) -> int | None:
+    """Components listed in a pipeline folder's model_index.json (None if unreadable)."""
+    try:
+        index = json.loads((Path(path) / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return sum(1 for k, v in index.items() if not k.startswith("_") and isinstance(v, list)
+               and v[0] is not None)
+
+
+def place(pipe, plan: memory.MemoryPlan) -> None:
+    """Apply a plan's placement to a freshly loaded pipeline."""
+    if plan.strategy == "gpu":
+        pipe.to("cuda")
+    elif plan.strategy == "model-offload":
+        pipe.enable_model_cpu_offload()
+    elif plan.strategy == "sequential-offload":
+        pipe.enable_sequential_cpu_offload()
+    # cpu: stays where it was loaded; balanced / device-map: placed by from_pretrained
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+class PipelineLoader:
+    """Owns the loaded pipeline once `state` is ready; `start()` runs the load in a thread."""
+
+    def __init__(self, settings: Settings, state: LoadState,
+                 detect_gpus: Callable[[], list] | None = None,
+                 warm_up: Callable[[Any, ModelDefaults], None] | None = None) -> None:
+        self.settings = settings
+        self.state = state
+        self._detect_gpus = detect_gpus
+        self._warm_up = warm_up
+        self.pipeline: Any = None
+        self.plan: memory.MemoryPlan | None = None
+        self.plans_tried: list[dict] = []
+        self.gpus: list[memory.GpuInfo] = []
+        self.defaults = model_defaults(settings.model, settings.tiny)
+        self.source_path: str | None = None
+        self._tempdir: tempfile.TemporaryDirectory | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> threading.Thread:
+        self.thread = threading.Thread(target=self.run, name="pipeline-loader", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def run(self) -> None:
+        """Load, never raise: errors end in the `failed` state, logged with their reason."""
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 - any failure is reported, not raised
+            failure = explain(exc, self.settings)
+            log.error("model load failed: model=%s type=%s message=%s hint=%s",
+                      self.settings.model, failure.type, failure.message, failure.hint,
+                      exc_info=exc)
+            self.state.fail(failure)
+
+    def _run(self) -> None:
+        settings = self.settings
+        label = " (tiny random-weight test pipeline)" if settings.tiny else ""
+        log.info("loading model=%s%s", settings.model, label)
+        if not settings.tiny and looks_local(settings.model) and not os.path.isdir(
+                os.path.expanduser(settings.model)):  # fail fast, before importing torch
+            raise ModelPathNotFound(f"FLUX_MODEL={settings.model}: no such directory")
+        detect = self._detect_gpus
+        if detect is None:
+            from flux_server.devices import detect_gpus as detect
+        self.gpus = detect()
+        backends = memory.installed_backends()
+        plan = memory.plan(self.gpus, settings.memory, settings.quant, settings.dtype,
+                           settings.device_map, backends)
+        path = self._fetch()
+        if settings.test_load_delay:
+            time.sleep(settings.test_load_delay)
+        while True:
+            self.plan = plan
+            self.plans_tried.append({**plan.as_dict(), "outcome": "loading"})
+            log.info("memory plan: %s (%s)", plan.describe(), "; ".join(plan.reasons))
+            try:
+                self._load(path, plan)
+                self.state.advance("warming")
+                self._warm()
+                self.plans_tried[-1]["outcome"] = "ok"
+                break
+            except Exception as exc:
+                if not memory.is_out_of_memory(exc):
+                    self.plans_tried[-1]["outcome"] = f"error: {type(exc).__name__}"
+                    raise
+                self.plans_tried[-1]["outcome"] = "out of memory"
+                following = memory.fallback(plan, backends)
+                if following is None:
+                    raise
+            # Out of the except block, the traceback no longer holds the half-loaded
+            # pipeline, so its GPU memory can really be freed before the next attempt.
+            self.pipeline = None
+            free_memory()
+            log.warning("CUDA out of memory with %s; falling back to %s",
+                        plan.describe(), following.describe())
+            plan = following
+            if self.state.state == "warming":
+                self.state.advance("loading")
+        self.state.advance("ready")
+        log.info("model ready: model=%s%s strategy=%s dtype=%s", settings.model, label,
+                 plan.strategy, plan.dtype)
+
+    def _fetch(self) -> str:
+        """Make the pipeline folder available locally: build tiny, check a path, or download."""
+        model = self.settings.model
+        if self.settings.tiny:
+            self.state.advance("loading")
+            from flux_server.tiny import save_tiny_pipeline
+
+            self._tempdir = tempfile.TemporaryDirectory(prefix="flux-tiny-")
+            self.source_path = str(save_tiny_pipeline(self._tempdir.name))
+        elif looks_local(model):
+            self.state.advance("loading")
+            path = os.path.expanduser(model)
+            if not os.path.isdir(path):
+                raise ModelPathNotFound(f"FLUX_MODEL={model}: no such directory")
+            self.source_path = path
+        else:
+            self.state.advance("downloading")
+            from flux_server.download import download_model
+
+            def report(done: int, total: int | None) -> None:
+                self.state.set_progress(bytes_done=done, bytes_total=total)
+
+            self.source_path = download_model(model, self.settings.hf_token, report)
+            self.state.advance("loading")
+        total = count_components(self.source_path)
+        if total is not None:
+            self.state.set_progress(components_done=0, components_total=total)
+        return self.source_path
+
+    def _load(self, path: str, plan: memory.MemoryPlan) -> None:
+        from diffusers import FluxPipeline
+
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(plan.dtype)}
+        if plan.quant is not None:
+            kwargs["quantization_config"] = quantization_config(plan.quant)
+        if plan.device_map is not None:
+            kwargs["device_map"] = plan.device_map
+
+        def report(done: int, total: int) -> None:
+            self.state.set_progress(components_done=done, components_total=total)
+
+        with component_progress(report):
+            pipe = FluxPipeline.from_pretrained(path, **kwargs)
+        place(pipe, plan)
+        guidance = getattr(getattr(pipe, "transformer", None), "config", None)
+        self.defaults = model_defaults(self.settings.model, self.settings.tiny,
+                                       getattr(guidance, "guidance_embeds", None))
+        self.pipeline = pipe
+
+    def _warm(self) -> None:
+        if self._warm_up is not None:
+            self._warm_up(self.pipeline, self.defaults)

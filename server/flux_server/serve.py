@@ -1,0 +1,48 @@
+"""Process entry point: logging, settings, uvicorn on FLUX_HOST:PORT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from flux_server.config import Settings, SettingsError, hf_token_from, settings_from_env
+from flux_server.redact import RedactingFilter
+
+
+def setup_logging(token: str | None) -> None:
+    """One stderr handler on the root logger; every record passes the redacting filter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter([token]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("FLUX_LOG_LEVEL", "INFO").upper())
+
+
+def _settings() -> tuple[Settings, SettingsError | None]:
+    try:
+        return settings_from_env(), None
+    except SettingsError as exc:
+        port = os.environ.get("PORT", "8000")
+        fallback = Settings(port=int(port) if port.isdigit() else 8000,
+                            host=os.environ.get("FLUX_HOST") or "0.0.0.0",
+                            model=os.environ.get("FLUX_MODEL") or Settings.model,
+                            hf_token=hf_token_from(os.environ))
+        return fallback, exc
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    settings, error = _settings()
+    setup_logging(settings.hf_token)
+    import uvicorn
+
+    from flux_server.app import create_app
+
+    app = create_app(settings, config_error=error)
+    logging.getLogger("flux_server").info(
+        "serving on %s:%s model=%s%s", settings.host, settings.port, settings.model,
+        " (tiny random-weight test pipeline)" if settings.tiny else "")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=5)

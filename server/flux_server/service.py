@@ -1,0 +1,243 @@
+"""What the routes share: load state, loader, queue, LoRA and metrics, and the one
+generation path (queue, wait for the result, its client or its deadline)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fastapi import Request
+
+from flux_server import __version__
+from flux_server.config import Settings
+from flux_server.engine import (
+    GenerationCancelled,
+    GenerationOutOfMemory,
+    GenerationParams,
+    encode_image,
+)
+from flux_server.failures import explain
+from flux_server.jobs import Job, JobDropped, JobQueue, QueueFull
+from flux_server.loader import PipelineLoader, free_memory
+from flux_server.lora import LoraManager
+from flux_server.memory import is_out_of_memory
+from flux_server.metrics import Metrics
+from flux_server.redact import redact
+from flux_server.reqlog import request_fields
+from flux_server.schemas import check_limits
+from flux_server.state import LoadState
+
+log = logging.getLogger("flux_server.service")
+
+READY_RETRY_AFTER_S = 5
+DISCONNECT_POLL_S = 0.25
+
+
+@dataclass
+class GenerationOutcome:
+    images: list[bytes]
+    seed: int
+    params: GenerationParams
+    output_format: str
+    queue_wait_s: float
+    generation_s: float
+
+
+class HTTPProblem(Exception):
+    """An answer other than 200: status, error body and headers."""
+
+    def __init__(self, status: int, type_: str, message: str, hint: str = "",
+                 headers: dict[str, str] | None = None, extra: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+        self.body = {"error": {"type": type_, "message": message, "hint": hint}, **(extra or {})}
+
+
+def _warm_up(settings: Settings) -> Callable[[Any, Any], None]:
+    def warm(pipe, defaults) -> None:
+        from flux_server.engine import generate
+
+        pipe.set_progress_bar_config(disable=True)
+        # 256 px for real FLUX (vae_scale_factor 8); the smallest size for the tiny VAE
+        side = min(defaults.size, max(64, 32 * int(getattr(pipe, "vae_scale_factor", 8))))
+        generate(pipe, GenerationParams("warm up", side, side, 1, defaults.guidance_scale, 0))
+    return warm
+
+
+class FluxService:
+    """Everything the routes share: load state, loader, queue, LoRA and metrics."""
+
+    def __init__(self, settings: Settings, detect_gpus: Callable[[], list] | None = None,
+                 config_error: Exception | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.state = LoadState(settings.model, settings.tiny)
+        self.loader = PipelineLoader(settings, self.state, detect_gpus, _warm_up(settings))
+        self.queue = JobQueue(settings.queue_size, on_change=self.metrics.queue_depth.set)
+        self.lora = LoraManager()
+        self.config_error = config_error
+
+    def start(self) -> None:
+        if self.config_error is not None:
+            failure = explain(self.config_error, self.settings)
+            log.error("configuration error: type=%s message=%s hint=%s", failure.type,
+                      failure.message, failure.hint)
+            self.state.fail(failure)
+            return
+        self.loader.start()
+
+    def require_ready(self) -> Any:
+        snapshot = self.state.snapshot()
+        if not snapshot["ready"]:
+            failure = snapshot["error"]
+            message = f"model is {snapshot['state']}, not ready"
+            hint = failure["hint"] if failure else "wait for GET /ready to answer 200"
+            raise HTTPProblem(503, "NotReady", message, hint,
+                              {"Retry-After": str(READY_RETRY_AFTER_S)}, {"ready": snapshot})
+        return self.loader.pipeline
+
+    def params_for(self, prompt: str, width: int | None, height: int | None, steps: int | None,
+                   guidance: float | None, seed: int | None, num_images: int,
+                   negative_prompt: str | None = None, true_cfg_scale: float = 1.0,
+                   fields: tuple[str, str, str] = ("width", "height", "num_images")
+                   ) -> GenerationParams:
+        d = self.loader.defaults
+        width, height = width or d.size, height or d.size
+        check_limits(width, height, num_images, self.settings.max_side, self.settings.max_images,
+                     *fields)
+        return GenerationParams(
+            prompt=prompt, width=width, height=height,
+            steps=steps if steps is not None else d.steps,
+            guidance_scale=float(guidance if guidance is not None else d.guidance_scale),
+            seed=seed if seed is not None else secrets.randbelow(2**32),
+            num_images=num_images, negative_prompt=negative_prompt,
+            true_cfg_scale=float(true_cfg_scale))
+
+    async def generate(self, request: Request, params: GenerationParams,
+                       output_format: str) -> GenerationOutcome:
+        """Queue one generation and wait for it, its client, or its deadline."""
+        pipe = self.require_ready()
+        arrived = time.monotonic()
+        fields = request_fields(request.scope)
+        fields.update(width=params.width, height=params.height, steps=params.steps)
+        test_delay = self.settings.test_generate_delay
+
+        def work(job: Job) -> list[bytes]:
+            from flux_server.engine import generate
+
+            out_of_memory = None
+            try:
+                images = generate(pipe, params, lambda: job.cancelled, test_delay)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                out_of_memory = str(exc)
+            if out_of_memory is not None:  # outside the except: the tensors can be freed
+                free_memory()
+                raise GenerationOutOfMemory(out_of_memory)
+            return [encode_image(image, output_format) for image in images]
+
+        try:
+            job = self.queue.submit(work)
+        except QueueFull as exc:
+            self.metrics.rejected.inc()
+            retry = max(1, math.ceil(self.queue.estimated_wait_s()))
+            raise HTTPProblem(429, "QueueFull", str(exc), "retry after the Retry-After seconds",
+                              {"Retry-After": str(retry)}) from None
+        waiter = asyncio.wrap_future(job.future)
+        waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+        deadline = arrived + self.settings.request_timeout
+        while not waiter.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                job.cancel("timeout")
+                break
+            await asyncio.wait({waiter}, timeout=min(DISCONNECT_POLL_S, remaining))
+            if not waiter.done() and await request.is_disconnected():
+                job.cancel("client disconnected")
+                break
+        fields["queue_wait_s"] = job.queue_wait_s
+        if job.cancelled and (not waiter.done() or _was_cancelled(waiter)):
+            if job.started_at is None:
+                self.metrics.dropped.inc()
+            if job.cancel_reason == "timeout":
+                raise HTTPProblem(504, "Timeout",
+                                  f"generation did not finish within FLUX_REQUEST_TIMEOUT="
+                                  f"{self.settings.request_timeout:g}s",
+                                  "lower steps or size, or raise FLUX_REQUEST_TIMEOUT")
+            raise HTTPProblem(499, "ClientClosedRequest", "client went away")
+        try:
+            images = waiter.result()
+        except Exception as exc:
+            log.exception("generation failed")
+            hint = "see the server log"
+            if isinstance(exc, GenerationOutOfMemory):
+                hint = "out of GPU memory for this request: lower width, height or num_images"
+            raise HTTPProblem(500, type(exc).__name__,
+                              redact(str(exc), [self.settings.hf_token])[:1000], hint) from None
+        self.metrics.generation_seconds.observe(job.run_s or 0.0)
+        self.metrics.queue_wait_seconds.observe(job.queue_wait_s)
+        self.metrics.images.inc(len(images))
+        fields["generation_s"] = job.run_s or 0.0
+        return GenerationOutcome(images, params.seed, params, output_format, job.queue_wait_s,
+                                 job.run_s or 0.0)
+
+    def model_status(self) -> dict:
+        loader, snapshot = self.loader, self.state.snapshot()
+        status = {
+            "model": self.settings.model,
+            "tiny": self.settings.tiny,
+            "label": "tiny random-weight test pipeline" if self.settings.tiny else None,
+            "state": snapshot["state"],
+            "ready": snapshot["ready"],
+            "error": snapshot["error"],
+            "kind": loader.defaults.kind,
+            "defaults": {"num_inference_steps": loader.defaults.steps,
+                         "guidance_scale": loader.defaults.guidance_scale,
+                         "width": loader.defaults.size, "height": loader.defaults.size},
+            "dtype": loader.plan.dtype if loader.plan else None,
+            "strategy": loader.plan.as_dict() if loader.plan else None,
+            "plans_tried": loader.plans_tried,
+            "fallback_used": len(loader.plans_tried) > 1,
+            "attention_slicing": "not used: a no-op for FLUX pipelines",
+            "gpus": [g._asdict() for g in loader.gpus],
+            "gpu_memory": _gpu_memory(),
+            "queue": {"depth": self.queue.depth, "max_waiting": self.queue.max_waiting,
+                      "running": self.queue.running is not None,
+                      "completed": self.queue.completed, "dropped": self.queue.dropped},
+            "load": {"elapsed_s": snapshot["elapsed_s"],
+                     "phase_elapsed_s": snapshot["phase_elapsed_s"],
+                     "progress": snapshot["progress"]},
+            "lora": self.lora.status(),
+            "settings": self.settings.public(),
+            "versions": _versions(),
+        }
+        return status
+
+
+def _was_cancelled(waiter: asyncio.Future) -> bool:
+    exc = waiter.exception() if not waiter.cancelled() else None
+    return isinstance(exc, (GenerationCancelled, JobDropped))
+
+
+def _gpu_memory() -> list[dict]:
+    if "torch" not in sys.modules:
+        return []
+    from flux_server.devices import memory_report
+
+    return memory_report()
+
+
+def _versions() -> dict:
+    versions = {"flux_server": __version__}
+    for name in ("torch", "diffusers", "transformers"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "?")
+    return versions

@@ -1,0 +1,88 @@
+"""Models that cannot load end in `failed` with the right reason while /health stays 200;
+and a gated model loads through the fake hub once the token is right."""
+
+from __future__ import annotations
+
+
+def _failed(server) -> dict:
+    body = server.wait_state("failed", "ready")
+    assert body["state"] == "failed", body
+    response = server.client.get("/ready")
+    assert response.status_code == 503 and "Retry-After" in response.headers
+    assert server.client.get("/health").json() == {"status": "ok"}
+    return body["error"]
+
+
+def test_bad_path_fails_with_path_hint(load_servers):
+    server = load_servers["bad_path"]
+    error = _failed(server)
+    assert error["type"] == "ModelPathNotFound"
+    assert "no such directory" in error["message"]
+    assert "mount" in error["hint"]
+    assert "ModelPathNotFound" in server.log_text()
+
+
+def test_device_map_auto_fails_with_diffusers_own_error(load_servers):
+    server = load_servers["device_map_auto"]
+    error = _failed(server)
+    assert error["type"] == "NotImplementedError"
+    assert "auto not supported" in error["message"]  # diffusers' words, not ours
+    assert "FLUX_DEVICE_MAP" in error["hint"]
+    generate = server.client.post("/generate", json={"prompt": "x"})
+    assert generate.status_code == 503 and "Retry-After" in generate.headers
+    assert generate.json()["error"]["hint"] == error["hint"]
+
+
+def test_gated_repo_without_token_names_hf_token(load_servers, fake_hub, hub_names):
+    server = load_servers["gated_no_token"]
+    error = _failed(server)
+    assert error["type"] == "GatedRepoError"
+    assert "HF_TOKEN" in error["hint"] and "GHCR" not in error["hint"]
+    assert "401" in error["message"]
+    assert "GatedRepoError" in server.log_text()
+    assert any(r.path.startswith(f"/api/models/{hub_names['repo']}") and not r.authorized
+               for r in fake_hub.requests)
+
+
+def test_gated_repo_with_wrong_token_says_refused_and_never_shows_it(load_servers, hub_names):
+    wrong_token = hub_names["wrong_token"]
+    server = load_servers["gated_wrong_token"]
+    error = _failed(server)
+    assert error["type"] == "GatedRepoError" and "403" in error["message"]
+    assert "refused" in error["hint"] and "HF_TOKEN" in error["hint"]
+    assert wrong_token not in server.log_text()
+    assert wrong_token not in server.client.get("/model-status").text
+    assert wrong_token not in server.client.get("/ready").text
+
+
+def test_gated_repo_with_token_downloads_with_byte_progress_and_serves(load_servers, hub_names):
+    good_token = hub_names["good_token"]
+    server = load_servers["hub_ok"]
+    body = server.wait_state("ready", "failed")
+    assert body["state"] == "ready", body
+    assert "downloading" in body["phase_elapsed_s"]
+    progress = body["progress"]
+    assert progress["bytes_total"] > 100_000
+    assert progress["bytes_done"] == progress["bytes_total"]
+    server.progress_watch.join(240)
+    seen = server.downloading
+    assert seen and "watch_error" not in seen[-1], seen
+    partial = [b["progress"] for b in seen if 0 < b["progress"].get("bytes_done", 0)
+               < b["progress"].get("bytes_total", 0)]
+    assert partial, seen  # bytes were reported while the download was still going
+    assert progress["components_done"] == progress["components_total"] == 7
+    status = server.client.get("/model-status").json()
+    assert status["tiny"] is False and status["kind"] == "dev"
+    assert status["defaults"] == {"num_inference_steps": 28, "guidance_scale": 3.5,
+                                  "width": 1024, "height": 1024}
+    response = server.client.post("/generate", json={
+        "prompt": "x", "width": 64, "height": 64, "num_inference_steps": 2})
+    assert response.status_code == 200
+    assert good_token not in server.log_text() and good_token not in str(status)
+
+
+def test_bad_setting_fails_naming_the_variable(load_servers):
+    server = load_servers["bad_setting"]
+    error = _failed(server)
+    assert error["type"] == "SettingsError"
+    assert "FLUX_MEMORY" in error["message"] and "contract" in error["hint"]
