@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_latency import percentiles  # noqa: E402
+from gpu_latency import percentiles
 
 BODY = {"prompt": "a red fox in the snow", "width": 64, "height": 64,
         "num_inference_steps": 2, "seed": 1}

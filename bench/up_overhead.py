@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fixtures.docker_env import SERVER_IMAGE, free_port  # noqa: E402
-from tests.fixtures.sshd import SSHServer  # noqa: E402
+from tests.fixtures.docker_env import SERVER_IMAGE, free_port
+from tests.fixtures.sshd import SSHServer
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 

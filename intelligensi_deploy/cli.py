@@ -62,9 +62,8 @@ def up(
     """Launch (or resume) a deployment and wait until the server is ready."""
     from intelligensi_deploy import deploy
     from intelligensi_deploy.console import ConsoleReporter
-    from intelligensi_deploy.presets import load_preset
-
     from intelligensi_deploy.preset_paths import preset_reference
+    from intelligensi_deploy.presets import load_preset
 
     loaded = load_preset(preset)
     ui = ConsoleReporter()

@@ -121,7 +121,7 @@ class E2E:
         result = subprocess.run(
             [sys.executable, "-m", "intelligensi_deploy", *args],
             env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout,
-            input=stdin, cwd=self.tmp,
+            input=stdin, cwd=self.tmp, check=False,
         )
         self.outputs.append(result.stdout + result.stderr)
         return result
@@ -188,7 +188,7 @@ class ArgvSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True)
+            out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
             self.samples.append(out.stdout)
             self._stop.wait(0.05)
 

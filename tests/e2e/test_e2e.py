@@ -237,7 +237,7 @@ def test_own_ssh_host_without_any_cloud(e2e: E2E) -> None:
     assert e2e.state("own")["phase"] == "down"
 
 
-def test_local_provider_runs_on_this_engine(e2e: E2E, server_image: str) -> None:  # noqa: F811
+def test_local_provider_runs_on_this_engine(e2e: E2E, server_image: str) -> None:
     """Preset provider `local` (the README's first command), on another port."""
     preset = e2e.preset(provider="local", **{"lambda": None}, image=server_image,
                         pull="if-missing", server={"model": "tiny"}, env={})
