@@ -191,17 +191,15 @@ def capacity(as_json: bool = typer.Option(False, "--json")) -> None:
 
     rows = capacity_rows(LambdaClient.from_env().instance_types())
     if as_json:
-        print_json({"instance_types": [r if isinstance(r, dict) else r.__dict__ for r in rows]})
+        print_json({"instance_types": [r.to_dict() for r in rows]})
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table("type", "GPU", "$/h", "regions with capacity")
     for r in rows:
-        d = r if isinstance(r, dict) else r.__dict__
-        regions = d.get("regions") or []
-        table.add_row(d["name"], d.get("gpu", ""), f"{d.get('price_per_hour', 0):.2f}",
-                      ", ".join(regions) or "[dim]none[/dim]")
+        table.add_row(r.name, r.gpu, f"{r.price_per_hour:.2f}",
+                      ", ".join(r.regions) or "[dim]none[/dim]")
     Console().print(table)
 
 

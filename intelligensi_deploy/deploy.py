@@ -116,24 +116,24 @@ def container_spec(
 
     env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **preset.env}
     volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
-    labels = {"fluxdeploy.deployment": name, "fluxdeploy.preset": preset.name}
-    spec = ContainerSpec(
+    publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
+    digest = hashlib.sha256(
+        json.dumps([preset.image, preset.port, publish_ip, sorted(env.items()), preset.gpus,
+                    list(volume)]).encode()
+    ).hexdigest()[:16]
+    return ContainerSpec(
         name=preset_container_name(name),
         image=preset.image,
         port=preset.port,
         container_port=CONTAINER_PORT,
-        publish_ip="0.0.0.0" if preset.exposure == "public" else "127.0.0.1",
+        publish_ip=publish_ip,
         env=env,
         env_file=env_file,
         gpus=preset.gpus,
         volumes=[volume],
-        labels=labels,
+        labels={"fluxdeploy.deployment": name, "fluxdeploy.preset": preset.name,
+                CONFIG_LABEL: digest},
     )
-    digest = hashlib.sha256(
-        json.dumps([spec.image, spec.port, spec.publish_ip, sorted(env.items()), spec.gpus,
-                    list(volume)]).encode()
-    ).hexdigest()[:16]
-    return ContainerSpec(**{**spec.__dict__, "labels": {**labels, CONFIG_LABEL: digest}})
 
 
 def preset_container_name(deployment_name: str) -> str:
@@ -249,18 +249,8 @@ def provision_lambda(
                 client, preset.port, preset.public_cidr, f"fluxdeploy {tracker.dep.name}"
             )
             if rule is not None:
-                tracker.update(firewall_rule=_rule_dict(rule))
+                tracker.update(firewall_rule=rule.to_api())
                 ui.detail(f"opened TCP {preset.port} from {preset.public_cidr} (firewall rule)")
-
-
-def _rule_dict(rule: Any) -> dict[str, Any]:
-    if isinstance(rule, dict):
-        return rule
-    if hasattr(rule, "to_api"):
-        return rule.to_api()
-    if hasattr(rule, "model_dump"):
-        return rule.model_dump()
-    return dict(rule.__dict__)
 
 
 def ensure_ssh_key(client: LambdaClient, key_name: str, key_path: str, ui: Reporter) -> None:
@@ -345,7 +335,7 @@ def deploy_container(
 def _pull(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
     from intelligensi_deploy.remote.docker import registry_of
 
-    if preset.pull == "if-missing" and docker.run_docker(["image", "inspect", preset.image]).ok:
+    if preset.pull == "if-missing" and docker.image_exists(preset.image):
         ui.step(f"Image {preset.image} is present; not pulling")
         return
     token = secrets.ghcr_token(environ)
@@ -492,8 +482,7 @@ def down(
             host = connect(dep)
             try:
                 docker = Docker(host)
-                if docker.inspect(dep.container_name):
-                    docker.remove(dep.container_name)
+                if docker.remove(dep.container_name):
                     ui.step(f"Removed container {dep.container_name}")
                 home = remote_home(host)
                 host.run(["rm", "-f", f"{home}/.fluxdeploy/{dep.name}.env"])
