@@ -442,15 +442,14 @@ def up(
             f"Deployment {name!r} runs preset {recorded.preset!r}, not {preset_ref!r}.",
             fix="Use --name for a second deployment, `fluxdeploy down` first, or --force.",
         )
-    fresh = new_deployment(preset, name, ssh_host or environ.get("FLUXDEPLOY_SSH_HOST"),
-                           preset_ref)
     if recorded and recorded.active:
         tracker = Tracker(store, recorded.model_copy(update={"image": preset.image,
                                                              "port": preset.port,
                                                              "exposure": preset.exposure}))
         ui.step(f"Resuming deployment {name!r} (phase {recorded.phase})")
     else:
-        tracker = Tracker(store, fresh)
+        ssh_host = ssh_host or environ.get("FLUXDEPLOY_SSH_HOST")
+        tracker = Tracker(store, new_deployment(preset, name, ssh_host, preset_ref))
     if preset.provider == "lambda":
         from intelligensi_deploy.cloud.lambda_api import LambdaClient
 

@@ -232,6 +232,8 @@ def test_own_ssh_host_without_any_cloud(e2e: E2E) -> None:
     assert "Ready: deployment 'own'" in output
     assert e2e.lam.requests == []
     assert len(e2e.containers("own")) == 1
+    again = _check(e2e.cli("up", "--preset", str(preset), "--name", "own"))  # no --host:
+    assert "nothing to do" in again                                         # it is recorded
     _check(e2e.cli("down", "--name", "own"))
     assert e2e.containers("own") == []
     assert e2e.state("own")["phase"] == "down"
