@@ -5,11 +5,22 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 WHEELS ?= $(or $(PIP_FIND_LINKS),/opt/wheels)
 TORCH_VERSION ?= 2.13.0
+# Which system step runs first: `make demo` installs only what the demo needs.
+SETUP := $(if $(filter demo,$(MAKECMDGOALS)),system-demo,system)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install engine image demo test test-fast bench lint clean
+.PHONY: system system-demo install engine image demo test test-fast bench lint clean
 
-$(VENV)/.installed: pyproject.toml server/pyproject.toml
+# System packages (apt): the one list lives in scripts/setup_system.sh. Idempotent: a second
+# run installs nothing and says so. `make demo` needs the demo set, `make test` the test set.
+system:
+	bash scripts/setup_system.sh
+
+system-demo:
+	SETUP_PROFILE=demo bash scripts/setup_system.sh
+
+# Order-only: the venv needs python3-venv from the system step, but is not rebuilt by it.
+$(VENV)/.installed: pyproject.toml server/pyproject.toml | $(SETUP)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q --find-links $(WHEELS) torch==$(TORCH_VERSION)
@@ -18,7 +29,7 @@ $(VENV)/.installed: pyproject.toml server/pyproject.toml
 
 install: $(VENV)/.installed
 
-engine:
+engine: $(SETUP)
 	bash scripts/docker_engine.sh
 
 image: install engine
@@ -27,13 +38,13 @@ image: install engine
 
 # The main job on the local default: the bundled server on the local Docker engine (tiny
 # FLUX on CPU), then one generation written to fox.png.
-demo: image
+demo: system-demo image
 	fluxdeploy up --preset local
 	fluxdeploy generate "a red fox in the snow" -o fox.png --width 128 --height 128
 	@echo "Wrote fox.png. Stop it with: fluxdeploy down"
 
 # Every test, the end-to-end ones included (they start dockerd, a registry and sshd).
-test: install engine image
+test: system install engine image
 	$(PY) -m pytest -q -ra
 
 test-fast: install
