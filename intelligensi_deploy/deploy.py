@@ -114,7 +114,11 @@ def container_spec(
     """The container `up` runs for `preset`, labelled with a hash of its configuration."""
     from intelligensi_deploy.remote.docker import ContainerSpec
 
-    env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **preset.env}
+    # A preset with `gpus: true` asked for a GPU: the server fails into /ready `failed`
+    # (gpu-not-visible) instead of quietly running FLUX on the CPU (docs/contract.md).
+    require_gpu = {"FLUX_REQUIRE_GPU": "1"} if preset.gpus else {}
+    env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **require_gpu,
+           **preset.env}
     volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
     publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
     digest = hashlib.sha256(

@@ -11,6 +11,8 @@ MEMORY_CHOICES = ("auto", "gpu", "balanced", "model-offload", "sequential-offloa
 QUANT_CHOICES = ("none", "nf4", "int8", "fp8")
 DTYPE_CHOICES = ("bf16", "fp16", "fp32")
 TOKEN_VARS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HUGGINGFACE_TOKEN")
+TRUE_VALUES = ("1", "true", "yes", "on")
+FALSE_VALUES = ("", "0", "false", "no", "off")
 
 
 class SettingsError(ValueError):
@@ -33,6 +35,7 @@ class Settings:
     max_side: int = 2048
     max_images: int = 4
     hf_token: str | None = None
+    require_gpu: bool = False  # FLUX_REQUIRE_GPU: fail (not fall back to CPU) without a GPU
     test_load_delay: float = 0.0  # FLUX_TEST_LOAD_DELAY: test hook, slows the loading phase
     test_generate_delay: float = 0.0  # FLUX_TEST_GENERATE_DELAY: test hook, slows generations
 
@@ -61,6 +64,15 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     if value not in choices:
         raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise SettingsError(f"{name}={value!r} is not a flag: use 1 (or true) or 0 (or false)")
 
 
 def _number(env: Mapping[str, str], name: str, kind: type, default, minimum):
@@ -98,6 +110,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_side=max_side,
         max_images=_number(env, "FLUX_MAX_IMAGES", int, 4, 1),
         hf_token=hf_token_from(env),
+        require_gpu=_flag(env, "FLUX_REQUIRE_GPU"),
         test_load_delay=_number(env, "FLUX_TEST_LOAD_DELAY", float, 0.0, 0.0),
         test_generate_delay=_number(env, "FLUX_TEST_GENERATE_DELAY", float, 0.0, 0.0),
     )

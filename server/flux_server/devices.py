@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import warnings
+
+from flux_server.gpu_check import CudaProbe
 from flux_server.memory import GpuInfo
+
+
+def probe_cuda() -> CudaProbe:
+    """The CUDA facts of this process: torch's build, availability, GPUs, and why not."""
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    init_error = next((str(w.message).strip() for w in caught
+                       if "CUDA initialization" in str(w.message)), None)
+    return CudaProbe(
+        torch_version=torch.__version__,
+        torch_cuda=torch.version.cuda,
+        available=available,
+        gpus=tuple(detect_gpus()) if available else (),
+        device_nodes=bool(glob.glob("/dev/nvidia[0-9]*")),
+        visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        init_error=init_error,
+    )
 
 
 def detect_gpus() -> list[GpuInfo]:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from flux_server import memory
+from flux_server import gpu_check, memory
 from flux_server.config import Settings
 from flux_server.defaults import ModelDefaults, model_defaults
 from flux_server.failures import explain
@@ -138,7 +138,7 @@ class PipelineLoader:
     """Owns the loaded pipeline once `state` is ready; `start()` runs the load in a thread."""
 
     def __init__(self, settings: Settings, state: LoadState,
-                 detect_gpus: Callable[[], list] | None = None,
+                 detect_gpus: Callable[[], list | gpu_check.CudaProbe] | None = None,
                  warm_up: Callable[[Any, ModelDefaults], None] | None = None) -> None:
         self.settings = settings
         self.state = state
@@ -148,6 +148,7 @@ class PipelineLoader:
         self.plan: memory.MemoryPlan | None = None
         self.plans_tried: list[dict] = []
         self.gpus: list[memory.GpuInfo] = []
+        self.cuda: gpu_check.CudaProbe | None = None
         self.defaults = model_defaults(settings.model, settings.tiny)
         self.source_path: str | None = None
         self._tempdir: tempfile.TemporaryDirectory | None = None
@@ -176,10 +177,7 @@ class PipelineLoader:
         if not settings.tiny and looks_local(settings.model) and not os.path.isdir(
                 os.path.expanduser(settings.model)):  # fail fast, before importing torch
             raise ModelPathNotFound(f"FLUX_MODEL={settings.model}: no such directory")
-        detect = self._detect_gpus
-        if detect is None:
-            from flux_server.devices import detect_gpus as detect
-        self.gpus = detect()
+        self.gpus = self._check_gpus()
         backends = memory.installed_backends()
         plan = memory.plan(self.gpus, settings.memory, settings.quant, settings.dtype,
                            settings.device_map, backends)
@@ -216,6 +214,27 @@ class PipelineLoader:
         self.state.advance("ready")
         log.info("model ready: model=%s%s strategy=%s dtype=%s", settings.model, label,
                  plan.strategy, plan.dtype)
+
+    def _check_gpus(self) -> list[memory.GpuInfo]:
+        """Log what CUDA sees; raise GpuNotVisible when a GPU is required and there is none."""
+        if self._detect_gpus is None:
+            from flux_server.devices import probe_cuda
+
+            probe = probe_cuda()
+        else:  # injected: a CudaProbe, or just the list of GPUs
+            found = self._detect_gpus()
+            probe = found if isinstance(found, gpu_check.CudaProbe) \
+                else gpu_check.CudaProbe.from_gpus(found)
+        self.cuda = probe
+        line = gpu_check.describe(probe)
+        if probe.available and probe.gpus:
+            log.info("%s", line)
+        elif self.settings.require_gpu:
+            log.error("%s", line)
+        else:
+            log.info("%s; the model runs on the CPU (FLUX_REQUIRE_GPU is not set)", line)
+        gpu_check.check_required(probe, self.settings.require_gpu)
+        return list(probe.gpus)
 
     def _fetch(self) -> str:
         """Make the pipeline folder available locally: build tiny, check a path, or download."""

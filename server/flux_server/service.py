@@ -23,6 +23,7 @@ from flux_server.engine import (
     encode_image,
 )
 from flux_server.failures import explain
+from flux_server.gpu_check import describe as describe_cuda
 from flux_server.jobs import Job, JobDropped, JobQueue, QueueFull
 from flux_server.loader import PipelineLoader, free_memory
 from flux_server.lora import LoraManager
@@ -207,6 +208,7 @@ class FluxService:
             "fallback_used": len(loader.plans_tried) > 1,
             "attention_slicing": "not used: a no-op for FLUX pipelines",
             "gpus": [g._asdict() for g in loader.gpus],
+            "cuda": describe_cuda(loader.cuda) if loader.cuda else None,
             "gpu_memory": _gpu_memory(),
             "queue": {"depth": self.queue.depth, "max_waiting": self.queue.max_waiting,
                       "running": self.queue.running is not None,

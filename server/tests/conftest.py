@@ -199,6 +199,8 @@ def servers(start_server, fake_hub, workdir) -> dict[str, ServerProcess]:
         "gated_wrong_token": start_server("gated-wrong-token", FLUX_MODEL=GATED_REPO,
                                           HF_ENDPOINT=fake_hub.url, HF_TOKEN=WRONG_TOKEN),
         "bad_setting": start_server("bad-setting", FLUX_MODEL="tiny", FLUX_MEMORY="lots"),
+        # what the CLI sets for a preset with `gpus: true`, on this machine without a GPU
+        "gpu_required": start_server("gpu-required", FLUX_MODEL="tiny", FLUX_REQUIRE_GPU="1"),
         "hub_ok": start_server("hub-ok", FLUX_MODEL=GATED_REPO, HF_ENDPOINT=fake_hub.url,
                                HUGGINGFACEHUB_API_TOKEN=GOOD_TOKEN),
     }
@@ -231,6 +233,6 @@ def slow_server(servers) -> ServerProcess:
 
 @pytest.fixture(scope="session")
 def load_servers(servers) -> dict[str, ServerProcess]:
-    """Servers with a bad path, a rejected device_map, a bad setting and the fake hub's gated
-    repository without, with a wrong and with a good token."""
+    """Servers with a bad path, a rejected device_map, a bad setting, a GPU required where there
+    is none, and the fake hub's gated repository without, with a wrong and with a good token."""
     return servers

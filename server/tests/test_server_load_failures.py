@@ -3,6 +3,8 @@ and a gated model loads through the fake hub once the token is right."""
 
 from __future__ import annotations
 
+import pytest
+
 
 def _failed(server) -> dict:
     body = server.wait_state("failed", "ready")
@@ -86,3 +88,22 @@ def test_bad_setting_fails_naming_the_variable(load_servers):
     error = _failed(server)
     assert error["type"] == "SettingsError"
     assert "FLUX_MEMORY" in error["message"] and "contract" in error["hint"]
+
+
+def test_gpu_required_without_one_fails_with_the_reason_and_logs_what_cuda_sees(load_servers):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the requirement is met")
+    server = load_servers["gpu_required"]
+    error = _failed(server)
+    assert error["type"] == "GpuNotVisible"
+    assert "requires a GPU (FLUX_REQUIRE_GPU=1) but CUDA sees none" in error["message"]
+    log = server.log_text()
+    # the start-up line says what this process's torch is and why there is no GPU
+    line = next(x for x in log.splitlines() if "cuda: not available" in x)
+    assert f"torch {torch.__version__}" in line, line
+    if torch.version.cuda is None:
+        assert "CPU-only build" in error["message"] and "TORCH_SPEC" in error["hint"]
+    assert "type=GpuNotVisible" in log
+    assert "serving on" in log  # up and answering: the reason can be read from /ready

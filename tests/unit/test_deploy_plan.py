@@ -59,6 +59,24 @@ def test_spec_tunnel_publishes_on_loopback_and_carries_no_secret() -> None:
     assert spec.labels["fluxdeploy.deployment"] == "prod"
 
 
+@pytest.mark.parametrize("name", ["lambda-a10", "lambda-a100", "lambda-2x-a100", "lambda-h100",
+                                  "ssh"])
+def test_gpu_presets_tell_the_server_a_gpu_is_required(name: str) -> None:
+    spec = container_spec(load_preset(name), "d", None, None)
+    assert spec.gpus and spec.env["FLUX_REQUIRE_GPU"] == "1"
+
+
+def test_cpu_preset_lets_the_server_run_on_the_cpu() -> None:
+    spec = container_spec(load_preset("local"), "d", None, None)
+    assert not spec.gpus and "FLUX_REQUIRE_GPU" not in spec.env
+
+
+def test_preset_env_can_lift_the_gpu_requirement() -> None:
+    preset = parse_preset("provider: ssh\nimage: x\nenv: {FLUX_REQUIRE_GPU: '0'}\n",
+                          source="p.yaml")
+    assert container_spec(preset, "d", None, None).env["FLUX_REQUIRE_GPU"] == "0"
+
+
 def test_config_hash_changes_with_the_model_only_when_it_should() -> None:
     base = load_preset("local")
     other = base.model_copy(update={"server": base.server.model_copy(update={"model": "x/y"})})
