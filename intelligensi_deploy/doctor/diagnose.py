@@ -101,6 +101,10 @@ RULES: tuple[Rule, ...] = (
     _rule("nvidia-runtime", r"UserWarning: CUDA initialization: .*no NVIDIA driver",
           severity="warning"),
     _rule("nvidia-runtime", r"Found no NVIDIA driver on your system|\bno NVIDIA driver\b"),
+    # the server's own start-up check (server/flux_server/gpu_check.py), after the driver rules
+    # above: a reason that quotes a driver error is nvidia-runtime
+    _rule("gpu-not-visible", r"requires a GPU \(FLUX_REQUIRE_GPU=1\) but CUDA sees none|"
+          r"\bGpuNotVisible\b|\bcuda: not available\b(?!.*\bruns on the CPU\b)"),
     # disk
     _rule("disk-full", r"No space left on device"),
     _rule("disk-full", r"Not enough free disk space to download the file", severity="warning"),

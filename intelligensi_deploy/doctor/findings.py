@@ -95,6 +95,16 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "(`sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`).",
     ),
     FindingKind(
+        "gpu-not-visible", "error", "The deployment asked for a GPU and the server sees none "
+        "(it refused to run FLUX on the CPU)",
+        "The evidence names the cause. A CPU-only torch in the image: rebuild it with the "
+        "CUDA torch (server/Dockerfile's default TORCH_SPEC; on arm64 also TORCH_INDEX_URL="
+        "https://download.pytorch.org/whl/cu128). No NVIDIA device in the container: keep "
+        "`gpus: true` and make `docker run --rm --gpus all IMAGE nvidia-smi` work on the host. "
+        "CUDA_VISIBLE_DEVICES hides the GPUs: unset it. No GPU on purpose: a preset with "
+        "`gpus: false`.",
+    ),
+    FindingKind(
         "disk-full", "error", "No space left on device",
         "Free disk on the VM (`docker system prune`, old HF cache) or mount a Lambda file system "
         "for the Hugging Face cache.",

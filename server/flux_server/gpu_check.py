@@ -52,10 +52,11 @@ def _gpu_text(index: int, gpu: GpuInfo) -> str:
 
 
 def _torch_text(probe: CudaProbe) -> str:
-    if probe.torch_version is None:
+    """' (torch X, CUDA Y)' for a CUDA build of torch; '' when unknown or a CPU-only build
+    (the reason then says so)."""
+    if probe.torch_version is None or probe.torch_cuda is None:
         return ""
-    built = f"CUDA {probe.torch_cuda}" if probe.torch_cuda else "CPU-only build"
-    return f" (torch {probe.torch_version}, {built})"
+    return f" (torch {probe.torch_version}, CUDA {probe.torch_cuda})"
 
 
 def why_no_gpu(probe: CudaProbe) -> tuple[str, str]:

@@ -53,7 +53,8 @@ def test_no_gpu_says_why_and_what_to_do(probe: CudaProbe, reason: str, fix: str)
 
 def test_a_cpu_build_of_torch_wins_over_every_other_cause() -> None:
     probe = CudaProbe(torch_version="2.13.0+cpu", device_nodes=False, visible_devices="")
-    assert "CPU-only build" in why_no_gpu(probe)[0]
+    assert describe(probe) == ("cuda: not available: this image's torch 2.13.0+cpu is a "
+                               "CPU-only build")
 
 
 def test_required_and_missing_raises_with_reason_and_fix() -> None:

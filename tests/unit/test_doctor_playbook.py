@@ -56,7 +56,7 @@ def test_every_doc_anchor_the_code_points_to_exists() -> None:
 def test_the_catalogue_is_what_the_issue_promised() -> None:
     assert set(FINDING_IDS) == {
         "ghcr-auth", "image-not-found", "hf-auth", "hf-unreachable", "device-map-auto",
-        "cuda-oom", "oom-killed", "nvidia-runtime", "disk-full", "port-in-use",
+        "cuda-oom", "oom-killed", "nvidia-runtime", "gpu-not-visible", "disk-full", "port-in-use",
         "still-loading", "bound-to-loopback", "firewall-closed", "container-crash"}
 
 
