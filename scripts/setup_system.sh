@@ -15,11 +15,12 @@
 #   apache2-utils    tests: htpasswd for that registry
 #   openssh-server   tests: the sshd of the test "VMs"
 #   chromium, chromium-driver   tests: the prompt page driven in a real browser
+#   jq               tests: runs the image workflow's own shell steps (.github/workflows/image.yml)
 set -euo pipefail
 
 profile="${SETUP_PROFILE:-test}"
 demo_packages=(docker.io debootstrap python3-venv make ca-certificates curl git iproute2)
-test_packages=(docker-registry apache2-utils openssh-server chromium chromium-driver)
+test_packages=(docker-registry apache2-utils openssh-server chromium chromium-driver jq)
 
 case "$profile" in
     demo) packages=("${demo_packages[@]}") ;;
