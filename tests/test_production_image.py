@@ -58,8 +58,7 @@ CLASSIC_BUILDER = {"DOCKER_BUILDKIT": "0"}  # Debian's docker.io has no buildx
 # nvidia/cuda:*-runtime-ubuntu24.04 has no python3 and has user ubuntu (uid 1000).
 STANDIN_DOCKERFILE = f"""\
 FROM {BASE_IMAGE}
-RUN apt-get purge -y --auto-remove python3 python3-venv python3-minimal 'python3.*' \\
-    && rm -rf /usr/lib/python3 /usr/lib/python3.* \\
+RUN apt-get purge -y --auto-remove 'python3*' 'libpython3*' \\
     && useradd --uid 1000 --create-home --shell /bin/bash ubuntu \\
     && ! command -v python3
 """
@@ -76,6 +75,29 @@ def _build(*args: str, stdin: str | None = None, timeout: float = 900
 def _remove_images(*images: str) -> None:
     for image in images:
         docker("rmi", "-f", image, check=False, timeout=120)
+
+
+def new_layers(output: str) -> list[str]:
+    """The image ids a classic-builder run made itself (not taken from the cache), in order."""
+    made, cached = [], False
+    for line in output.splitlines():
+        line = line.strip()
+        if line == "---> Using cache":
+            cached = True
+        elif m := re.fullmatch(r"---> ([0-9a-f]{12})", line):
+            if not cached:
+                made.append(m.group(1))
+            cached = False
+    return made
+
+
+def _remove_leftovers(*outputs: str) -> None:
+    """Drop the layers these builds made that nothing uses (a failed build leaves its steps
+    behind); newest first, so that each is a leaf when its turn comes. Layers that another
+    image still builds on are refused by the engine and stay."""
+    for output in outputs:
+        for image in reversed(new_layers(output)):
+            docker("rmi", image, check=False, timeout=120)
 
 
 def _in_image(image: str, code: str) -> str:
@@ -101,6 +123,7 @@ def production_build(base_image: str) -> Iterator[dict]:
         yield {"image": PROD_IMAGE, "output": output, "seconds": seconds}
     finally:
         _remove_images(PROD_IMAGE)
+        _remove_leftovers(output)
 
 
 def test_every_stage_builds_with_the_quant_extras(production_build: dict) -> None:
@@ -181,10 +204,7 @@ def test_require_cuda_torch_stops_a_cpu_torch_build_before_the_dependencies(
                   "--build-arg", f"TORCH_SPEC={spec}", "--build-arg", "SERVER_EXTRAS=quant",
                   "--build-arg", "REQUIRE_CUDA_TORCH=1", str(SERVER_DIR))
     output = proc.stdout + proc.stderr
-    # the classic builder keeps the layers of the steps before the failure: drop the new ones
-    made = set(re.findall(r"---> ([0-9a-f]{12})\b", output))
-    _remove_images(*(made - set(re.findall(r"---> ([0-9a-f]{12})\b",
-                                           production_build["output"]))))
+    _remove_leftovers(output)  # the classic builder keeps the steps before the failure
     assert proc.returncode != 0, output[-2000:]
     assert "is a CPU-only build" in output and "TORCH_INDEX_URL" in output, output[-2000:]
     assert "requirements:" not in output  # stopped before minutes of pip
@@ -193,17 +213,21 @@ def test_require_cuda_torch_stops_a_cpu_torch_build_before_the_dependencies(
 @pytest.fixture(scope="module")
 def runtime_base_on_cuda_standin(base_image: str) -> Iterator[str]:
     """runtime-base built on a base without python3 and with uid 1000 taken (as CUDA's)."""
+    outputs: list[str] = []
     try:
         made = _build("-t", CUDA_STANDIN_BASE, "-", stdin=STANDIN_DOCKERFILE, timeout=300)
+        outputs.append(made.stdout)
         assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
         built = _build("--target", "runtime-base", "--build-arg",
                        f"BASE_IMAGE={CUDA_STANDIN_BASE}", "-t", RUNTIME_BASE_ON_STANDIN,
                        str(SERVER_DIR), timeout=600)
+        outputs.append(built.stdout)
         assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
         assert "Setting up python3" in built.stdout  # apt ran: the branch the CUDA base takes
         yield RUNTIME_BASE_ON_STANDIN
     finally:
         _remove_images(RUNTIME_BASE_ON_STANDIN, CUDA_STANDIN_BASE)
+        _remove_leftovers(*reversed(outputs))
 
 
 def test_runtime_base_installs_python_and_reuses_uid_1000_on_a_cuda_like_base(

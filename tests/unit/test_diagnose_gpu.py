@@ -87,3 +87,10 @@ def test_no_finding_when_no_gpu_was_required_or_one_is_there(log: str) -> None:
     findings = diagnose(log)
     assert not has_errors(findings), findings
     assert "gpu-not-visible" not in [f.id for f in findings]
+
+
+def test_the_ready_error_doctor_reads_is_recognised_too() -> None:
+    """doctor's /ready check diagnoses "type: message" of a failed /ready."""
+    reason = ("GpuNotVisible: the deployment requires a GPU (FLUX_REQUIRE_GPU=1) but CUDA sees "
+              "none: this image's torch 2.13.0+cpu is a CPU-only build")
+    assert [f.id for f in diagnose(reason)] == ["gpu-not-visible"]
