@@ -132,7 +132,14 @@
     controller: null,
   };
 
+  // Screen readers hear the model's state when it changes, not every poll.
+  function announce(text) {
+    const region = $("ready-announce");
+    if (region.textContent !== text) region.textContent = text;
+  }
+
   function setMessage(text, kind) {
+    if (message.textContent === (text || "") && message.dataset.kind === (kind || "")) return;
     message.textContent = text || "";
     message.dataset.kind = kind || "";
     message.setAttribute("role", kind === "error" ? "alert" : "status");
@@ -175,15 +182,24 @@
       if (!body || !body.state) throw new Error("no /ready body");
       const seen = describeReady(body);
       showReadiness(seen.kind, seen.text, seen.fraction);
+      showModel(body.model, body.tiny);
       const wasReady = page.ready;
       page.ready = seen.kind === "ready";
-      if (page.ready && !wasReady) loadModelStatus();
+      if ((page.ready && !wasReady) || !page.status) loadModelStatus();
+      announce(seen.kind === "failed" ? `Model ${seen.text}` : `Model ${body.state}`);
+      if (!page.ready && !page.busy) {
+        setMessage(seen.kind === "failed" ? "The model failed to load: the reason is above."
+          : "Generate unlocks when the model is ready.", "waiting");
+      } else if (page.ready && message.dataset.kind === "waiting") {
+        setMessage("", "");
+      }
       if (seen.kind === "failed") next = 10000;
       if (page.ready) next = 30000;
     } catch (_) {
       page.ready = false;
       showReadiness("offline", "not connected: the tunnel is closed, or the server stopped",
         null);
+      announce("Not connected to the server");
       next = 3000;
     } finally {
       page.polling = false;
@@ -192,13 +208,17 @@
     page.readyTimer = setTimeout(pollReady, next);
   }
 
+  function showModel(model, tiny) {
+    if (model) $("model-name").textContent = model;
+    $("tiny-notice").hidden = !tiny;
+  }
+
   async function loadModelStatus() {
     try {
       const { response, body } = await fetchJSON("model-status");
       if (!response.ok || !body) return;
       page.status = body;
-      $("model-name").textContent = body.model;
-      $("tiny-notice").hidden = !body.tiny;
+      showModel(body.model, body.tiny);
       const defaults = body.defaults || {};
       const settings = body.settings || {};
       $("num_inference_steps").placeholder = `${defaults.num_inference_steps} (default)`;
@@ -209,8 +229,9 @@
     } catch (_) { /* the readiness line already says the server is unreachable */ }
   }
 
+  // Offer the allowed sides; keep the person's choice, else select the model's default.
   function fillSides(select, maxSide, defaultSide) {
-    const current = parseInt(select.value, 10);
+    const current = select.dataset.chosen === "yes" ? parseInt(select.value, 10) : NaN;
     select.replaceChildren();
     for (const side of allowedSides(maxSide, defaultSide)) {
       const option = new Option(side === defaultSide ? `${side} (default)` : String(side),
@@ -533,7 +554,10 @@
     }
     if (p.true_cfg_scale !== undefined) $("true_cfg_scale").value = String(p.true_cfg_scale);
     for (const id of ["width", "height"]) {
-      if (p[id]) $(id).value = String(p[id]);
+      if (p[id]) {
+        $(id).value = String(p[id]);
+        $(id).dataset.chosen = "yes";
+      }
     }
     useSeed(entry.seed);
     showEntries([entry]);
@@ -573,6 +597,9 @@
     if (!seedRandom.checked) seedInput.focus();
   });
   form.addEventListener("submit", submit);
+  for (const id of ["width", "height"]) {
+    $(id).addEventListener("change", () => { $(id).dataset.chosen = "yes"; });
+  }
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
