@@ -8,7 +8,7 @@ needs no tunnel: its URL is handed over and the call returns at once.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from intelligensi_deploy.state import Deployment
 
@@ -70,7 +70,7 @@ def announce_page(url: str, *, open_browser: bool, echo: Callable[[str], None],
     echo(f"Prompt page: {url}")
     if not server_answers(url):
         echo("Warning: nothing answers there yet: the server container is stopped or still "
-             "starting. The page loads once it answers; check with `fluxdeploy status`.")
+             "starting. Reload the page once it does; check with `fluxdeploy status`.")
     if not open_browser:
         return
     if opener is None:

@@ -61,7 +61,7 @@ def test_browser_may_only_talk_to_the_server_itself(client: TestClient) -> None:
 @pytest.mark.parametrize("name", PAGE_FILES)
 def test_page_files_reference_nothing_outside_the_server(name: str) -> None:
     text = page_file(name).decode("utf-8")
-    assert not re.search(r"\b(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), \
+    assert not re.search(r"\b(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.IGNORECASE), \
         f"{name} names another host: the page must work offline and never leak prompts"
     assert "@import" not in text and "@font-face" not in text
     assert "url(" not in text.replace("URL(", "")  # no CSS url(): every byte is in the files

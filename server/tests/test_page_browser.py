@@ -7,6 +7,7 @@ The screenshot after a generation is saved as test-artifacts/page-after-generate
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -76,7 +77,7 @@ class PageRequests:
 
     def foreign(self, origin: str) -> list[str]:
         return [u for u in self.urls
-                if not (u.startswith(origin) or u.startswith(("blob:", "data:")))]
+                if not u.startswith((origin, "blob:", "data:"))]
 
 
 @pytest.fixture
@@ -323,7 +324,7 @@ def test_a_full_queue_shows_busy_then_the_retry_succeeds(start_server, new_page)
     statuses = [e[1].split()[0] for e in events if e[1] != "request"]
     assert statuses[0] == "429" and statuses[-1] == "200", events
     # the retry waited at least what Retry-After said
-    for (at, what), (next_at, next_what) in zip(events, events[1:]):
+    for (at, what), (next_at, next_what) in itertools.pairwise(events):
         if what.startswith("429"):
             assert next_what == "request"
             assert next_at - at >= int(what.split()[1]) - 0.2, events

@@ -7,7 +7,7 @@ network at all). The routes stay out of the OpenAPI schema: they are not part of
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from fastapi import FastAPI, HTTPException
@@ -30,7 +30,7 @@ SECURITY_HEADERS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def page_file(name: str) -> bytes:
     """The bytes of one shipped page file (read once)."""
     return resources.files(__package__).joinpath(name).read_bytes()
