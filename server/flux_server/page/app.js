@@ -127,6 +127,7 @@
     busy: false,
     readyTimer: null,
     polling: false,
+    statusLoading: false,
     status: null, // last /model-status
     history: [], // {id, prompt, params, seed, seconds, width, height, thumb, url}
     controller: null,
@@ -138,11 +139,12 @@
     if (region.textContent !== text) region.textContent = text;
   }
 
-  function setMessage(text, kind) {
+  // The visible message; screen readers hear it too unless `quiet` (countdown ticks).
+  function setMessage(text, kind, quiet) {
     if (message.textContent === (text || "") && message.dataset.kind === (kind || "")) return;
     message.textContent = text || "";
     message.dataset.kind = kind || "";
-    message.setAttribute("role", kind === "error" ? "alert" : "status");
+    if (!quiet) $("message-announce").textContent = text || "";
   }
 
   function updateButton() {
@@ -189,7 +191,7 @@
       announce(seen.kind === "failed" ? `Model ${seen.text}` : `Model ${body.state}`);
       if (!page.ready && !page.busy) {
         setMessage(seen.kind === "failed" ? "The model failed to load: the reason is above."
-          : "Generate unlocks when the model is ready.", "waiting");
+          : "Generate unlocks when the model is ready.", "waiting", true);
       } else if (page.ready && message.dataset.kind === "waiting") {
         setMessage("", "");
       }
@@ -214,6 +216,8 @@
   }
 
   async function loadModelStatus() {
+    if (page.statusLoading) return;
+    page.statusLoading = true;
     try {
       const { response, body } = await fetchJSON("model-status");
       if (!response.ok || !body) return;
@@ -221,12 +225,20 @@
       showModel(body.model, body.tiny);
       const defaults = body.defaults || {};
       const settings = body.settings || {};
-      $("num_inference_steps").placeholder = `${defaults.num_inference_steps} (default)`;
-      $("guidance_scale").placeholder = `${defaults.guidance_scale} (default)`;
+      if (defaults.num_inference_steps !== undefined) {
+        $("num_inference_steps").placeholder = `${defaults.num_inference_steps} (default)`;
+      }
+      if (defaults.guidance_scale !== undefined) {
+        $("guidance_scale").placeholder = `${defaults.guidance_scale} (default)`;
+      }
       if (settings.max_images) $("num_images").max = String(settings.max_images);
       fillSides($("width"), settings.max_side || 2048, defaults.width);
       fillSides($("height"), settings.max_side || 2048, defaults.height);
-    } catch (_) { /* the readiness line already says the server is unreachable */ }
+    } catch (_) {
+      /* the readiness line already says the server is unreachable */
+    } finally {
+      page.statusLoading = false;
+    }
   }
 
   // Offer the allowed sides; keep the person's choice, else select the model's default.
@@ -354,7 +366,7 @@
     const ticker = setInterval(() => {
       if (message.dataset.kind === "working") {
         setMessage(`Generating… ${((performance.now() - started) / 1000).toFixed(1)} s`,
-          "working");
+          "working", true);
       }
     }, 200);
     try {
@@ -398,7 +410,8 @@
         if (response.status === 503) pollReady();
         const seconds = retryAfterSeconds(response.headers.get("Retry-After"), 5);
         await sleepWithCountdown(seconds,
-          (left) => setMessage(busyText(response.status, left, attempt), "busy"), signal);
+          (left) => setMessage(busyText(response.status, left, attempt), "busy",
+            left !== seconds), signal);
         continue;
       }
       if (response.status === 422) {
