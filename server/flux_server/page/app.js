@@ -511,6 +511,9 @@
       };
     });
     showEntries(entries);
+    if (window.matchMedia("(max-width: 820px)").matches) {
+      results.scrollIntoView({ block: "start" }); // one column: the result is below the form
+    }
     page.history.unshift(...entries);
     renderHistory();
     Promise.all(entries.map(makeThumb)).then(() => { renderHistory(); saveHistory(); });
