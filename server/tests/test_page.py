@@ -35,6 +35,11 @@ def test_page_is_served_at_root_with_its_script_and_style(client: TestClient) ->
         assert response.status_code == 200 and response.headers["content-type"].startswith(kind)
         assert response.content == page_file(asset.split("/")[1])
     assert client.head("/").status_code == 200
+    app_js = page_file("app.js").decode()
+    for module in ("logic.js", "results.js"):  # ES modules imported by app.js
+        assert f'from "./{module}"' in app_js
+        assert client.get(f"/page/{module}").headers["content-type"].startswith(
+            "text/javascript")
 
 
 def test_unknown_page_file_is_404(client: TestClient) -> None:

@@ -13,7 +13,9 @@ from importlib import resources
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+_JS = "text/javascript; charset=utf-8"
+ASSETS = {"app.js": _JS, "logic.js": _JS, "results.js": _JS,
+          "style.css": "text/css; charset=utf-8"}
 PAGE_FILES = ("index.html", *ASSETS)
 
 # Same origin only; images are blob: URLs (results) and data: URLs (session thumbnails).
