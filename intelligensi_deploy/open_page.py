@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.state import Deployment
 
 HEALTH_WAIT_S = 5.0
@@ -49,6 +50,10 @@ def hold_page_tunnel(dep: Deployment, on_open: Callable[[str], None], *, local_p
     returns or raises (KeyboardInterrupt on Ctrl-C, which propagates).
 
     For a local deployment there is nothing to hold: `on_open` is called and it returns."""
+    if not dep.active:
+        raise FluxdeployError(
+            f"Deployment {dep.name!r} is down: there is no server to open.",
+            fix=f"Start it again with `fluxdeploy up --preset {dep.preset} --name {dep.name}`.")
     if dep.provider == "local":
         on_open(page_url(dep.port))
         return

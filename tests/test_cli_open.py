@@ -113,6 +113,16 @@ def test_nothing_answering_is_a_warning_that_says_what_to_check(tmp_path) -> Non
     assert "fluxdeploy status" in result.stdout
 
 
+def test_a_deployment_that_is_down_is_refused_with_the_fix(tmp_path) -> None:
+    home = _home_with(tmp_path, Deployment(name="old", preset="local", provider="local",
+                                           phase="down"))
+    result = _run(home, "--no-browser")
+    assert result.returncode == 1
+    assert "'old' is down" in result.stderr
+    assert "fluxdeploy up --preset local --name old" in result.stderr
+    assert "Prompt page" not in result.stdout
+
+
 def test_unknown_deployment_is_a_clear_error(tmp_path) -> None:
     home = _home_with(tmp_path, Deployment(name="here", preset="local", provider="local"))
     result = _run(home, "--name", "elsewhere", "--no-browser")
