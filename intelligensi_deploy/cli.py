@@ -155,6 +155,30 @@ def tunnel(
         host.close()
 
 
+@app.command("open")
+def open_page(
+    name: str | None = NameOpt,
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL."),
+    local_port: int = typer.Option(0, "--local-port", "-L", help="Local port of the tunnel "
+                                   "(default: any free one)."),
+) -> None:
+    """Open the server's prompt page in the browser, through a tunnel held until Ctrl-C."""
+    from functools import partial
+
+    from intelligensi_deploy import open_page as page
+
+    dep = _resolve(name)
+    announce = partial(page.announce_page, open_browser=not no_browser,
+                       echo=lambda line: typer.echo(line))
+    if dep.provider != "local":
+        typer.echo("Opening an SSH tunnel to the server (Ctrl-C closes it)...")
+    try:
+        page.hold_page_tunnel(dep, announce, local_port=local_port)
+    except KeyboardInterrupt:
+        typer.echo("Tunnel closed.")
+        raise typer.Exit(130) from None
+
+
 @app.command()
 def generate(
     prompt: str = typer.Argument(..., help="What to draw."),

@@ -85,6 +85,10 @@ def test_tiny_model_serves_health_ready_generate(
     t_ready = wait_http(f"{base}/ready", timeout=240, interval=0.5, alive=alive)
     status, body = http_get(f"{base}/ready")
     assert status == 200 and json.loads(body)["ready"] is True
+    # the prompt page ships in the image (package data of flux_server)
+    for path, marker in (("/", b'src="page/app.js"'), ("/page/app.js", b"describeReady")):
+        status, body = http_get(f"{base}{path}")
+        assert status == 200 and marker in body, path
 
     req = urllib.request.Request(
         f"{base}/generate",

@@ -18,6 +18,7 @@ from flux_server.config import Settings
 from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
 from flux_server.lora import LoraError
+from flux_server.page import add_page_routes
 from flux_server.redact import redact
 from flux_server.reqlog import RequestLogMiddleware
 from flux_server.schemas import (
@@ -180,4 +181,5 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         data, content_type = service.metrics.render()
         return Response(data, media_type=content_type)
 
+    add_page_routes(app)  # the prompt page at / (not part of the API schema)
     return app

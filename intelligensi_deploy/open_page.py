@@ -1,0 +1,86 @@
+"""`fluxdeploy open`: the server's prompt page in a browser, through an SSH tunnel.
+
+`hold_page_tunnel` is the one function that opens the tunnel, hands the page's URL over and
+waits until interrupted; the tunnel is closed whatever ends the wait. A local deployment
+needs no tunnel: its URL is handed over and the call returns at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.state import Deployment
+
+HEALTH_WAIT_S = 5.0
+
+
+def page_url(port: int) -> str:
+    """The prompt page on this machine's loopback (where tunnels and local servers listen)."""
+    return f"http://127.0.0.1:{port}/"
+
+
+def server_answers(url: str, wait_s: float = HEALTH_WAIT_S,
+                   sleep: Callable[[float], None] = time.sleep) -> bool:
+    """True once GET {url}health answers 200, trying for up to `wait_s` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if httpx.get(f"{url}health", timeout=3.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        sleep(0.5)
+
+
+def wait_forever() -> None:
+    """Block until interrupted (Ctrl-C raises KeyboardInterrupt out of the sleep)."""
+    while True:
+        time.sleep(3600)
+
+
+def hold_page_tunnel(dep: Deployment, on_open: Callable[[str], None], *, local_port: int = 0,
+                     wait: Callable[[], None] = wait_forever) -> None:
+    """Reach the deployment's page, call `on_open(url)`, then hold the tunnel until `wait`
+    returns or raises (KeyboardInterrupt on Ctrl-C, which propagates).
+
+    For a local deployment there is nothing to hold: `on_open` is called and it returns."""
+    if not dep.active:
+        raise FluxdeployError(
+            f"Deployment {dep.name!r} is down: there is no server to open.",
+            fix=f"Start it again with `fluxdeploy up --preset {dep.preset} --name {dep.name}`.")
+    if dep.provider == "local":
+        on_open(page_url(dep.port))
+        return
+    from intelligensi_deploy.deploy import connect
+
+    host = connect(dep)
+    try:
+        with host.forward(dep.port, local_port=local_port) as port:
+            on_open(page_url(port))
+            wait()
+    finally:
+        host.close()
+
+
+def announce_page(url: str, *, open_browser: bool, echo: Callable[[str], None],
+                  opener: Callable[[str], bool] | None = None) -> None:
+    """Print the URL, warn when nothing answers there yet, and open it in the default
+    browser (Python's `webbrowser`, which honours $BROWSER) unless told not to."""
+    echo(f"Prompt page: {url}")
+    if not server_answers(url):
+        echo("Warning: nothing answers there yet: the server container is stopped or still "
+             "starting. Reload the page once it does; check with `fluxdeploy status`.")
+    if not open_browser:
+        return
+    if opener is None:
+        import webbrowser
+
+        opener = webbrowser.open
+    if not opener(url):
+        echo("No browser could be started here: open the URL above yourself.")
