@@ -12,6 +12,10 @@ from typing import Any
 
 import typer
 
+from intelligensi_deploy import cli_params
+
+cli_params.install()  # plain str/int/Path parameters without typer's pydantic adapters
+
 EPILOG = (
     "Exit codes: 0 success; 1 failure (the message says what to do); 2 bad input "
     "(preset, arguments) or doctor could not run; 130 interrupted (the state is saved: run "
@@ -34,6 +38,8 @@ app.add_typer(presets_app, name="presets")
 
 NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "
                        "recent one).")
+
+OutputOpt = typer.Option("flux.png", "--output", "-o", help="Where to write the PNG.")
 
 
 def _store() -> Any:
@@ -95,11 +101,17 @@ def down(name: str | None = NameOpt) -> None:
 def status(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show deployments: recorded state, and live container and /ready state."""
     from intelligensi_deploy import status as status_mod
-    from intelligensi_deploy.console import print_json
+    from intelligensi_deploy.state_records import read_records
 
-    deps = [_store().resolve(name)] if name else _store().list()
-    reports = [status_mod.live_status(d) for d in deps]
+    records = read_records()
+    if name:
+        records = [r for r in records if r.get("name") == name]
+        if not records:
+            _store().resolve(name)  # raises StateError, naming the deployments there are
+    reports = [status_mod.record_status(r) for r in records]
     if as_json:
+        from intelligensi_deploy.console import print_json
+
         print_json({"deployments": reports})
     else:
         status_mod.render(reports)
@@ -158,7 +170,7 @@ def tunnel(
 @app.command()
 def generate(
     prompt: str = typer.Argument(..., help="What to draw."),
-    output: Path = typer.Option(Path("flux.png"), "--output", "-o"),
+    output: Path = OutputOpt,
     steps: int | None = typer.Option(None, "--steps"),
     width: int = typer.Option(1024, "--width"),
     height: int = typer.Option(1024, "--height"),
