@@ -78,6 +78,9 @@ def main(name: str | None, *, as_json: bool = False) -> int:
 
     try:
         deployment = StateStore().resolve(name)
+        from intelligensi_deploy.deploy import require_running
+
+        require_running(deployment)  # a record that holds nothing has nothing to examine
     except FluxdeployError as exc:
         if as_json:
             print(json.dumps(could_not_run_json(redact(exc.message), exc.fix or "",
