@@ -290,6 +290,7 @@ def _exit_interrupted(exc: BaseException) -> None:
 def main() -> None:
     """Entry point: run the app; turn user-facing errors into messages and exit codes."""
     from intelligensi_deploy.errors import FluxdeployError
+    from intelligensi_deploy.signals import Interrupted
 
     try:
         code = app(standalone_mode=False)
@@ -299,7 +300,7 @@ def main() -> None:
 
         print_error(f"Error: {exc}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt as exc:  # signals.Interrupted included (SIGINT 130, SIGTERM 143)
+    except (Interrupted, KeyboardInterrupt) as exc:  # SIGINT 130, SIGTERM 143
         _exit_interrupted(exc)
     except Exception as exc:  # click's usage errors and aborts (typer vendors click)
         if type(exc).__name__ == "Abort":  # click wraps a KeyboardInterrupt in Abort

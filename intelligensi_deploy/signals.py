@@ -31,8 +31,13 @@ from typing import Any
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived inside `interruptible()`; `exit_code` is 128 + the signal."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived inside `interruptible()`; `exit_code` is 128 + the signal.
+
+    A BaseException (like KeyboardInterrupt and SystemExit), so `except Exception` never
+    swallows it; not a KeyboardInterrupt, so typer does not turn it into its own exit 130
+    before `main()` can tell SIGTERM (143) from SIGINT (130).
+    """
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
@@ -44,7 +49,7 @@ class Interrupted(KeyboardInterrupt):
 def find_interrupted(exc: BaseException) -> Interrupted | None:
     """The `Interrupted` behind `exc` (itself, its cause or its context), if any.
 
-    click wraps a KeyboardInterrupt in its Abort, so the CLI looks through the chain.
+    Looks through the chain, in case a library re-raised it wrapped in its own exception.
     """
     seen: BaseException | None = exc
     while seen is not None:
