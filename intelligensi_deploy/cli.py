@@ -18,8 +18,9 @@ cli_params.install()  # plain str/int/Path parameters without typer's pydantic a
 
 EPILOG = (
     "Exit codes: 0 success; 1 failure (the message says what to do); 2 bad input "
-    "(preset, arguments) or doctor could not run; 130 interrupted (the state is saved: run "
-    "the same command again to resume). Details: PLAYBOOK.md."
+    "(preset, arguments) or doctor could not run; 130 interrupted (SIGINT), 143 stopped "
+    "(SIGTERM): the state is saved, run the same command again to resume. Details: "
+    "PLAYBOOK.md."
 )
 
 app = typer.Typer(
