@@ -236,3 +236,23 @@ def test_cli_down_twice_forgets_the_record_the_second_time(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "already down" in result.stdout
     assert not (home / "deployments" / "old.json").exists()
+
+
+def test_local_up_without_docker_records_nothing(store: StateStore, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"  # a PATH with a shell and no docker
+    bin_dir.mkdir()
+    (bin_dir / "sh").symlink_to("/bin/sh")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(FluxdeployError, match="Docker is not installed"):
+        deploy.up(load_preset("local"), name="here", store=store, ui=Recorder())
+    assert store.list() == []
+
+
+def test_status_names_an_unreadable_record(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "deployments").mkdir(parents=True)
+    (home / "deployments" / "broken.json").write_text("{not json")
+    result = _cli(home, "status")
+    assert result.returncode == 1
+    assert "broken.json" in result.stderr and "not readable" in result.stderr
