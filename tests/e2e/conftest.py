@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -42,6 +42,9 @@ from tests.fixtures.docker_env import (  # noqa: F401  (pytest fixtures, importe
     server_image,
 )
 from tests.fixtures.sshd import SSHServer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 REPO = Path(__file__).resolve().parents[2]
 HF_TOKEN = "hf_E2eSecretToken0123456789abcdefXYZ"
@@ -198,7 +201,7 @@ class ArgvSampler:
             self.samples.append(out.stdout)
             self._stop.wait(0.05)
 
-    def __enter__(self) -> ArgvSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
