@@ -12,10 +12,15 @@ from typing import Any
 
 import typer
 
+from intelligensi_deploy import cli_params
+
+cli_params.install()  # plain str/int/Path parameters without typer's pydantic adapters
+
 EPILOG = (
     "Exit codes: 0 success; 1 failure (the message says what to do); 2 bad input "
-    "(preset, arguments) or doctor could not run; 130 interrupted (the state is saved: run "
-    "the same command again to resume). Details: PLAYBOOK.md."
+    "(preset, arguments) or doctor could not run; 130 interrupted (SIGINT), 143 stopped "
+    "(SIGTERM): the state is saved, run the same command again to resume. Details: "
+    "PLAYBOOK.md."
 )
 
 app = typer.Typer(
@@ -34,6 +39,8 @@ app.add_typer(presets_app, name="presets")
 
 NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "
                        "recent one).")
+
+OutputOpt = typer.Option("flux.png", "--output", "-o", help="Where to write the PNG.")
 
 
 def _store() -> Any:
@@ -64,11 +71,19 @@ def up(
     from intelligensi_deploy.console import ConsoleReporter
     from intelligensi_deploy.preset_paths import preset_reference
     from intelligensi_deploy.presets import load_preset
+    from intelligensi_deploy.signals import Interrupted, interruptible
 
     loaded = load_preset(preset)
     ui = ConsoleReporter()
-    dep = deploy.up(loaded, name=name, store=_store(), ui=ui, force=force, ssh_host=host,
-                    preset_ref=preset_reference(preset))
+    try:
+        with interruptible():  # SIGINT/SIGTERM end the waits cleanly, with the state saved
+            dep = deploy.up(loaded, name=name, store=_store(), ui=ui, force=force,
+                            ssh_host=host, preset_ref=preset_reference(preset))
+    except Interrupted:
+        ui.close()
+        typer.echo("What was done is recorded: run the same command again to resume, or "
+                   "`fluxdeploy down` to clean up.", err=True)
+        raise
     ui.step(f"Ready: deployment {dep.name!r}, model {loaded.server.model}")
     if dep.provider == "local":
         typer.echo(f"URL: http://127.0.0.1:{dep.port}   Try: fluxdeploy generate \"a red fox\"")
@@ -87,19 +102,25 @@ def down(name: str | None = NameOpt) -> None:
 
     dep = _resolve(name)
     ui = ConsoleReporter()
-    deploy.down(dep, store=_store(), ui=ui)
-    ui.step(f"Deployment {dep.name!r} is down")
+    if deploy.down(dep, store=_store(), ui=ui) is not None:
+        ui.step(f"Deployment {dep.name!r} is down")
 
 
 @app.command()
 def status(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show deployments: recorded state, and live container and /ready state."""
     from intelligensi_deploy import status as status_mod
-    from intelligensi_deploy.console import print_json
+    from intelligensi_deploy.state_records import read_records
 
-    deps = [_store().resolve(name)] if name else _store().list()
-    reports = [status_mod.live_status(d) for d in deps]
+    records = read_records()
+    if name:
+        records = [r for r in records if r.get("name") == name]
+        if not records:
+            _store().resolve(name)  # raises StateError, naming the deployments there are
+    reports = [status_mod.record_status(r) for r in records]
     if as_json:
+        from intelligensi_deploy.console import print_json
+
         print_json({"deployments": reports})
     else:
         status_mod.render(reports)
@@ -116,18 +137,21 @@ def logs(
     from intelligensi_deploy import deploy
     from intelligensi_deploy.redact import redact
     from intelligensi_deploy.remote.docker import Docker
+    from intelligensi_deploy.signals import interruptible
 
     dep = _resolve(name)
-    host = deploy.connect(dep)
+
     def show(line: str) -> None:
         sys.stdout.write(redact(line).rstrip("\n") + "\n")
         sys.stdout.flush()
 
-    try:
-        Docker(host).logs(dep.container_name, tail=tail or None, since=since, follow=follow,
-                          on_output=show)
-    finally:
-        host.close()
+    with interruptible():  # `logs -f` runs until SIGINT/SIGTERM: exit 130/143, closed
+        host = deploy.connect_existing(dep)
+        try:
+            Docker(host).logs(dep.container_name, tail=tail or None, since=since,
+                              follow=follow, on_output=show)
+        finally:
+            host.close()
 
 
 @app.command()
@@ -135,24 +159,25 @@ def tunnel(
     name: str | None = NameOpt,
     local_port: int = typer.Option(8000, "--local-port", "-L", help="Local port (0: any)."),
 ) -> None:
-    """Forward a local port to the server over SSH (like ssh -L) until Ctrl-C."""
-    import time
-
+    """Forward a local port to the server over SSH (like ssh -L) until Ctrl-C or SIGTERM."""
     from intelligensi_deploy import deploy
+    from intelligensi_deploy.signals import Interrupted, interruptible, wait_forever
 
     dep = _resolve(name)
-    host = deploy.connect(dep)
     try:
-        with host.forward(dep.port, local_port=local_port) as port:
-            typer.echo(f"Tunnel open: http://127.0.0.1:{port} -> {dep.name}:{dep.port} "
-                       "(Ctrl-C to close)", err=False)
-            sys.stdout.flush()
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
+        with interruptible():  # whatever the inherited dispositions: exit 130/143, closed
+            host = deploy.connect_existing(dep)
+            try:
+                with host.forward(dep.port, local_port=local_port) as port:
+                    typer.echo(f"Tunnel open: http://127.0.0.1:{port} -> {dep.name}:"
+                               f"{dep.port} (Ctrl-C to close)")
+                    sys.stdout.flush()
+                    wait_forever()
+            finally:
+                host.close()
+    except Interrupted:
         typer.echo("Tunnel closed.")
-    finally:
-        host.close()
+        raise
 
 
 @app.command("open")
@@ -182,7 +207,7 @@ def open_page(
 @app.command()
 def generate(
     prompt: str = typer.Argument(..., help="What to draw."),
-    output: Path = typer.Option(Path("flux.png"), "--output", "-o"),
+    output: Path = OutputOpt,
     steps: int | None = typer.Option(None, "--steps"),
     width: int = typer.Option(1024, "--width"),
     height: int = typer.Option(1024, "--height"),
@@ -274,9 +299,23 @@ def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -
     typer.echo(yaml.safe_dump(preset.model_dump(by_alias=True, mode="json"), sort_keys=False))
 
 
+def _exit_interrupted(exc: BaseException) -> None:
+    from intelligensi_deploy.console import print_error
+    from intelligensi_deploy.signals import exit_code_for, find_interrupted
+
+    found = find_interrupted(exc)
+    if found is not None:  # the command said what it closed and what is saved
+        print_error(f"Interrupted ({found.signal_name}).")
+    else:
+        print_error("Interrupted. What was done is recorded: run the same command again to "
+                    "resume, or `fluxdeploy down` to clean up.")
+    sys.exit(exit_code_for(exc))
+
+
 def main() -> None:
     """Entry point: run the app; turn user-facing errors into messages and exit codes."""
     from intelligensi_deploy.errors import FluxdeployError
+    from intelligensi_deploy.signals import Interrupted
 
     try:
         code = app(standalone_mode=False)
@@ -286,15 +325,11 @@ def main() -> None:
 
         print_error(f"Error: {exc}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        from intelligensi_deploy.console import print_error
-
-        print_error("Interrupted. What was done is recorded: run the same command again to "
-                    "resume, or `fluxdeploy down` to clean up.")
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt) as exc:  # SIGINT 130, SIGTERM 143
+        _exit_interrupted(exc)
     except Exception as exc:  # click's usage errors and aborts (typer vendors click)
-        if type(exc).__name__ == "Abort":
-            sys.exit(130)
+        if type(exc).__name__ == "Abort":  # click wraps a KeyboardInterrupt in Abort
+            _exit_interrupted(exc)
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)

@@ -37,6 +37,10 @@ class ConsoleReporter:
             self._status.stop()
             self._status = None
 
+    def close(self) -> None:
+        """Stop the live progress line (after an interruption), leaving the terminal clean."""
+        self._stop_status()
+
     def step(self, message: str) -> None:
         self._stop_status()
         self._print(f"→ {message}", "bold")

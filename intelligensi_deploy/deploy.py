@@ -47,15 +47,34 @@ class Reporter(Protocol):
 
 
 class Tracker:
-    """The deployment record, saved to disk on every change (so nothing is ever lost)."""
+    """The deployment record, saved to disk on every change once it is recorded.
 
-    def __init__(self, store: StateStore, deployment: Deployment) -> None:
+    A record exists only while something exists to track: a new deployment stays in memory
+    until `record()` (the instance is launched, or the container and its secrets file are
+    about to be created), so a failure before that leaves no phantom behind. `forget()`
+    deletes the file again (the recorded instance turned out to be gone).
+    """
+
+    def __init__(self, store: StateStore, deployment: Deployment, *, recorded: bool = True
+                 ) -> None:
         self.store = store
-        self.dep = store.save(deployment)
+        self.recorded = recorded
+        self.dep = store.save(deployment) if recorded else deployment
 
     def update(self, **fields: Any) -> Deployment:
-        self.dep = self.store.save(self.dep.model_copy(update=fields))
+        dep = self.dep.model_copy(update=fields)
+        self.dep = self.store.save(dep) if self.recorded else dep
         return self.dep
+
+    def record(self, **fields: Any) -> Deployment:
+        """Start saving (now, with `fields`, and on every later change)."""
+        self.recorded = True
+        return self.update(**fields)
+
+    def forget(self) -> None:
+        """Delete the record and stop saving until `record()` is called again."""
+        self.store.delete(self.dep.name)
+        self.recorded = False
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -163,6 +182,33 @@ def needs_registry_login(image: str, token: secrets.Token | None) -> bool:
 # ---------------------------------------------------------------- getting a machine
 
 
+class NothingRunning(FluxdeployError):
+    """The command needs a running deployment and the record holds nothing."""
+
+
+def connect_existing(dep: Deployment) -> Host:
+    """`connect` for commands on a deployment (logs, tunnel, generate): a record that holds
+    nothing (never launched, or down) is an error that says so, before any connection."""
+    require_running(dep)
+    return connect(dep)
+
+
+def require_running(dep: Deployment) -> None:
+    """Raise NothingRunning, saying what to do, when the record holds nothing to reach."""
+    if not dep.holds_resources:
+        if dep.active:
+            raise NothingRunning(
+                f"Deployment {dep.name!r} has nothing running: nothing was launched for it "
+                f"(phase {dep.phase}).",
+                fix=f"Start it with `fluxdeploy up --preset {dep.preset} --name {dep.name}`, "
+                f"or forget this record with `fluxdeploy down --name {dep.name}`.",
+            )
+        raise NothingRunning(
+            f"Deployment {dep.name!r} is down.",
+            fix=f"Start it again with `fluxdeploy up --preset {dep.preset} --name {dep.name}`.",
+        )
+
+
 def connect(
     dep: Deployment, on_new_host_key: Callable[[str], None] | None = None
 ) -> Host:
@@ -221,7 +267,10 @@ def provision_lambda(
             gone = True
         if gone:
             ui.warn(f"Recorded instance {dep.instance_id} is gone; launching a new one.")
-            tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None)
+            # the firewall rule is account-wide and outlives the instance: keep it recorded
+            tracker.update(instance_id=None, ip=None, host_key=None, phase="launching")
+            if not tracker.dep.firewall_rule:
+                tracker.forget()  # nothing left to track until the new launch
         else:
             ui.step(f"Reusing instance {dep.instance_id} in {dep.region} ({instance.status})")
     if not tracker.dep.instance_id:
@@ -230,7 +279,7 @@ def provision_lambda(
                 f"{', '.join(machine.regions) or 'any with capacity'})")
 
         def launched(instance_id: str, region: str) -> None:
-            tracker.update(instance_id=instance_id, region=region, phase="booting")
+            tracker.record(instance_id=instance_id, region=region, phase="booting")
             ui.detail(f"launched {instance_id} in {region}; recorded (billing starts now; "
                       "`fluxdeploy down` terminates it)")
 
@@ -305,6 +354,8 @@ def deploy_container(
     spec = container_spec(preset, name, env_file, hf_cache_path(preset))
     found = docker.inspect(spec.name)
     existing = ContainerFacts.from_inspect(found) if found else None
+    if existing is not None:
+        tracker.record()  # a container of this name is there: track it
     ready = probe_ready(host, preset.port) if existing and existing.running else None
     action = plan_container(existing, spec.labels[CONFIG_LABEL], ready, force)
     if action is ContainerAction.KEEP:
@@ -322,6 +373,7 @@ def deploy_container(
             doc="still-loading",
         )
     _pull(preset, docker, ui, environ)
+    tracker.record()  # the secrets file and the container are created from here on
     ui.step("Writing secrets to a 0600 env file on the host (never on a command line)")
     host.run(["mkdir", "-p", "-m", "700", f"{home}/.fluxdeploy"])
     host.write_file(env_file, secrets.container_env_file(secrets.hf_token(environ)), 0o600)
@@ -453,7 +505,9 @@ def up(
         ui.step(f"Resuming deployment {name!r} (phase {recorded.phase})")
     else:
         ssh_host = ssh_host or environ.get("FLUXDEPLOY_SSH_HOST")
-        tracker = Tracker(store, new_deployment(preset, name, ssh_host, preset_ref))
+        # recorded once there is something to track (launch, container): no phantom records
+        tracker = Tracker(store, new_deployment(preset, name, ssh_host, preset_ref),
+                          recorded=False)
     if preset.provider == "lambda":
         from intelligensi_deploy.cloud.lambda_api import LambdaClient
 
@@ -475,10 +529,20 @@ def up(
 def down(
     dep: Deployment, *, store: StateStore, ui: Reporter,
     lambda_client: Callable[[], LambdaClient] | None = None,
-) -> Deployment:
-    """Remove the container, terminate the instance, remove the firewall rule `up` added."""
+) -> Deployment | None:
+    """Remove the container, terminate the instance, remove the firewall rule `up` added.
+
+    Returns the record, saved with phase `down`. A record that holds nothing (never launched,
+    or already down) is forgotten instead, without asking the cloud or connecting anywhere:
+    its file is deleted and None is returned.
+    """
     from intelligensi_deploy.remote.docker import Docker
 
+    if not dep.holds_resources:
+        store.delete(dep.name)
+        what = "nothing was launched for it" if dep.active else "it was already down"
+        ui.step(f"Forgot deployment {dep.name!r} ({what}; nothing to clean up)")
+        return None
     tracker = Tracker(store, dep)
     if dep.ip or dep.provider == "local":
         try:
@@ -496,7 +560,7 @@ def down(
                 raise
             ui.warn(f"Could not reach the VM to remove the container ({exc.message}); "
                     "terminating the instance removes it anyway.")
-    if dep.provider == "lambda":
+    if dep.provider == "lambda":  # holds an instance or a firewall rule (else forgotten above)
         from intelligensi_deploy.cloud import provision
         from intelligensi_deploy.cloud.lambda_api import LambdaClient
 

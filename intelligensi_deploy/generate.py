@@ -74,9 +74,9 @@ def _detail(response: Any) -> str:
 
 def generate_on_deployment(dep: Deployment, request: GenerateRequest) -> GenerateResult:
     """Generate through an SSH tunnel to the deployment (works with the firewall closed)."""
-    from intelligensi_deploy.deploy import connect, server_url
+    from intelligensi_deploy.deploy import connect_existing, server_url
 
-    host = connect(dep)
+    host = connect_existing(dep)
     try:
         with server_url(host, dep.port) as url:
             return generate(url, request)

@@ -17,6 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.state_records import holds_resources, read_records, state_root
+
+__all__ = ["Deployment", "Phase", "StateError", "StateStore", "state_root"]
 
 Phase = Literal["launching", "booting", "deploying", "loading", "ready", "failed", "down"]
 
@@ -54,9 +57,11 @@ class Deployment(BaseModel):
     def active(self) -> bool:
         return self.phase != "down"
 
-
-def state_root() -> Path:
-    return Path(os.environ.get("FLUXDEPLOY_HOME") or "~/.local/state/fluxdeploy").expanduser()
+    @property
+    def holds_resources(self) -> bool:
+        """Whether anything exists to clean up (an instance, a firewall rule, a container)."""
+        return holds_resources(self.model_dump(include={"provider", "instance_id",
+                                                        "firewall_rule", "phase"}))
 
 
 class StateStore:
@@ -95,16 +100,14 @@ class StateStore:
 
     def list(self) -> list[Deployment]:
         """All deployments, most recently updated first."""
-        if not self.root.is_dir():
-            return []
-        found = [self.load(p.stem) for p in self.root.glob("*.json")]
-        return sorted((d for d in found if d), key=lambda d: d.updated_at, reverse=True)
+        return [Deployment.model_validate(r) for r in read_records(self.root)]
 
     def delete(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
     def resolve(self, name: str | None) -> Deployment:
-        """The named deployment, else the only active one, else the most recent one."""
+        """The named deployment, else the most recent active one that holds something (an
+        instance, a container), else the most recent active one, else the most recent one."""
         if name:
             found = self.load(name)
             if found is None:
@@ -121,4 +124,5 @@ class StateStore:
                 fix="Start one with `fluxdeploy up --preset local` (or another preset).",
             )
         active = [d for d in deployments if d.active]
-        return (active or deployments)[0]
+        holding = [d for d in active if d.holds_resources]
+        return (holding or active or deployments)[0]

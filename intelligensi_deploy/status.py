@@ -1,11 +1,33 @@
-"""`fluxdeploy status`: the recorded state joined with what the machine says now."""
+"""`fluxdeploy status`: the recorded state joined with what the machine says now.
+
+Records that hold nothing (down, or never launched) are reported from the file alone, with
+neither pydantic nor a connection: `status` is a quick command until there is something live
+to ask.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from intelligensi_deploy.errors import FluxdeployError
-from intelligensi_deploy.state import Deployment
+from intelligensi_deploy.state_records import holds_resources, nothing_launched_message
+
+if TYPE_CHECKING:
+    from intelligensi_deploy.state import Deployment
+
+
+def record_status(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of one record: from the file when it holds nothing, else `live_status`."""
+    if record.get("phase") != "down" and holds_resources(record):
+        from intelligensi_deploy.state import Deployment
+
+        return live_status(Deployment.model_validate(record))
+    report = {k: v for k, v in record.items() if k != "host_key"}
+    report.update(container=None, ready=None)
+    if record.get("phase") != "down":
+        report["error"] = nothing_launched_message(record)
+    return report
 
 
 def live_status(dep: Deployment) -> dict[str, Any]:
@@ -14,6 +36,9 @@ def live_status(dep: Deployment) -> dict[str, Any]:
     report["container"] = None
     report["ready"] = None
     if dep.phase == "down":
+        return report
+    if not dep.holds_resources:
+        report["error"] = nothing_launched_message(report)
         return report
     from intelligensi_deploy.deploy import connect, probe_ready
     from intelligensi_deploy.remote.docker import Docker

@@ -65,3 +65,4 @@ def test_up_without_capacity_says_where_there_is(lam: FakeLambda, tmp_path) -> N
     assert result.returncode == 1, result.stdout + result.stderr
     assert "gpu_1x_a10" in result.stderr and "us-east-1" in result.stderr
     assert lam.instances == {}
+    assert not list((tmp_path / "home").glob("deployments/*.json"))  # no phantom record

@@ -9,13 +9,15 @@ Log lines are rendered as plain `Text`, never as rich markup (``[[gpu]]`` must p
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
 
-from intelligensi_deploy.doctor.checks import CheckResult, DoctorReport
 from intelligensi_deploy.doctor.findings import Finding
+
+if TYPE_CHECKING:  # doctor's checks are not needed to render diagnose's findings
+    from intelligensi_deploy.doctor.checks import CheckResult, DoctorReport
 
 EXIT_OK = 0
 EXIT_FAILED = 1

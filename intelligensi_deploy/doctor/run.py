@@ -1,14 +1,16 @@
 """`fluxdeploy doctor` and `fluxdeploy diagnose`: the real dependencies wired to the checks,
-and the output. The only module of doctor/ with side effects beyond the injected ones."""
+and the output. The only module of doctor/ with side effects beyond the injected ones.
+
+doctor's checks are imported inside `main`, so `diagnose` (a quick command) does not load them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from intelligensi_deploy.doctor.checks import DoctorDeps, HttpAnswer, run_checks
 from intelligensi_deploy.doctor.diagnose import diagnose
 from intelligensi_deploy.doctor.report import (
     EXIT_COULD_NOT_RUN,
@@ -23,10 +25,15 @@ from intelligensi_deploy.doctor.report import (
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.redact import redact
 
+if TYPE_CHECKING:
+    from intelligensi_deploy.doctor.checks import DoctorDeps, HttpAnswer
+
 
 def http_get(url: str, timeout: float) -> HttpAnswer:
     """One GET; the JSON body when there is one. Raises httpx errors when nothing answers."""
     import httpx
+
+    from intelligensi_deploy.doctor.checks import HttpAnswer
 
     response = httpx.get(url, timeout=timeout)
     try:
@@ -39,6 +46,7 @@ def http_get(url: str, timeout: float) -> HttpAnswer:
 def build_deps(deployment: Any) -> DoctorDeps:
     """The real dependencies for `deployment`: presets, SSH or this machine, Docker, Lambda."""
     from intelligensi_deploy import deploy
+    from intelligensi_deploy.doctor.checks import DoctorDeps
     from intelligensi_deploy.presets import load_preset
     from intelligensi_deploy.remote.docker import Docker
 
@@ -70,6 +78,9 @@ def main(name: str | None, *, as_json: bool = False) -> int:
 
     try:
         deployment = StateStore().resolve(name)
+        from intelligensi_deploy.deploy import require_running
+
+        require_running(deployment)  # a record that holds nothing has nothing to examine
     except FluxdeployError as exc:
         if as_json:
             print(json.dumps(could_not_run_json(redact(exc.message), exc.fix or "",
@@ -79,6 +90,8 @@ def main(name: str | None, *, as_json: bool = False) -> int:
         return EXIT_COULD_NOT_RUN
     if not as_json:
         print(f"doctor: deployment {deployment.name!r} ({deployment.provider})", file=sys.stderr)
+    from intelligensi_deploy.doctor.checks import run_checks
+
     report = run_checks(build_deps(deployment))
     if as_json:
         print(json.dumps(doctor_json(report), indent=2))

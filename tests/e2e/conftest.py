@@ -8,7 +8,9 @@
   tests/fakes/fake_hf_hub.py. The container reaches it on the Docker bridge's gateway address
   (a network namespace this harness made), everything else is loopback.
 
-`fluxdeploy` runs as a subprocess, as a user would run it.
+`fluxdeploy` runs as a subprocess, as a user would run it, with default signal dispositions
+(tests/conftest.py resets a SIG_IGN this pytest inherited, so `cli` and `spawn` children never
+start with SIGINT ignored); `spawn` checks it.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from tests.fakes.fake_hf_hub import FakeHfHub
 from tests.fakes.fake_lambda import FakeLambda
+from tests.fixtures.dispositions import ignored_signals
 from tests.fixtures.docker_env import (  # noqa: F401  (pytest fixtures, imported by name)
     Registry,
     docker,
@@ -39,6 +42,9 @@ from tests.fixtures.docker_env import (  # noqa: F401  (pytest fixtures, importe
     server_image,
 )
 from tests.fixtures.sshd import SSHServer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 REPO = Path(__file__).resolve().parents[2]
 HF_TOKEN = "hf_E2eSecretToken0123456789abcdefXYZ"
@@ -127,6 +133,9 @@ class E2E:
         return result
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
+        """Start the CLI in its own session (signals reach it alone), default dispositions."""
+        inherited = ignored_signals() & {signal.SIGINT, signal.SIGTERM}
+        assert not inherited, f"children would start with {inherited} ignored"
         return subprocess.Popen(
             [sys.executable, "-m", "intelligensi_deploy", *args], env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.tmp,
@@ -192,7 +201,7 @@ class ArgvSampler:
             self.samples.append(out.stdout)
             self._stop.wait(0.05)
 
-    def __enter__(self) -> ArgvSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

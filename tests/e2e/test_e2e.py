@@ -78,6 +78,7 @@ def test_happy_path_up_generate_logs_tunnel_doctor_down(e2e: E2E) -> None:
             assert json.load(response)["state"] == "ready"
     finally:
         interrupt(tunnel, signal.SIGINT)
+    assert tunnel.returncode == 130  # closed by its own handler, not killed
 
     doctor = e2e.cli("doctor", "--json")
     report = _json(doctor)
