@@ -191,6 +191,7 @@ def open_page(
     from functools import partial
 
     from intelligensi_deploy import open_page as page
+    from intelligensi_deploy.signals import Interrupted, interruptible
 
     dep = _resolve(name)
     announce = partial(page.announce_page, open_browser=not no_browser,
@@ -198,10 +199,11 @@ def open_page(
     if dep.provider != "local":
         typer.echo("Opening an SSH tunnel to the server (Ctrl-C closes it)...")
     try:
-        page.hold_page_tunnel(dep, announce, local_port=local_port)
-    except KeyboardInterrupt:
+        with interruptible():  # whatever the inherited dispositions: exit 130/143, closed
+            page.hold_page_tunnel(dep, announce, local_port=local_port)
+    except Interrupted:
         typer.echo("Tunnel closed.")
-        raise typer.Exit(130) from None
+        raise
 
 
 @app.command()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.signals import wait_forever
 from intelligensi_deploy.state import Deployment
 
 HEALTH_WAIT_S = 5.0
@@ -38,16 +39,11 @@ def server_answers(url: str, wait_s: float = HEALTH_WAIT_S,
         sleep(0.5)
 
 
-def wait_forever() -> None:
-    """Block until interrupted (Ctrl-C raises KeyboardInterrupt out of the sleep)."""
-    while True:
-        time.sleep(3600)
-
-
 def hold_page_tunnel(dep: Deployment, on_open: Callable[[str], None], *, local_port: int = 0,
                      wait: Callable[[], None] = wait_forever) -> None:
     """Reach the deployment's page, call `on_open(url)`, then hold the tunnel until `wait`
-    returns or raises (KeyboardInterrupt on Ctrl-C, which propagates).
+    returns or raises (`signals.Interrupted` on SIGINT/SIGTERM under `interruptible()`,
+    which propagates after the tunnel closed).
 
     For a local deployment there is nothing to hold: `on_open` is called and it returns."""
     if not dep.active:
@@ -57,9 +53,9 @@ def hold_page_tunnel(dep: Deployment, on_open: Callable[[str], None], *, local_p
     if dep.provider == "local":
         on_open(page_url(dep.port))
         return
-    from intelligensi_deploy.deploy import connect
+    from intelligensi_deploy.deploy import connect_existing
 
-    host = connect(dep)
+    host = connect_existing(dep)
     try:
         with host.forward(dep.port, local_port=local_port) as port:
             on_open(page_url(port))

@@ -189,8 +189,10 @@ def test_sigterm_closes_the_tunnel_promptly(remote_deployment: Path) -> None:
     try:
         assert httpx.get(url, timeout=10).status_code == 200
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        out, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert proc.returncode == 143, out + err  # closed by our handler, not killed outright
+    assert "Tunnel closed." in out
     assert _refused(local_port)
