@@ -10,6 +10,7 @@ actor on the endpoint's node, which /ready reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -91,7 +92,7 @@ class FluxReplica:
         while not self._stop.wait(REPORT_EVERY_S):
             try:
                 self._report()
-            except Exception:  # noqa: BLE001 - the board may be restarting; try again
+            except Exception:
                 log.debug("ready report failed", exc_info=True)
 
     async def generate(self, params: GenerationParams, output_format: str) -> dict:
@@ -110,11 +111,9 @@ class FluxReplica:
                 "node_ip": self.node_ip}
 
     def __del__(self) -> None:  # scaled down or shut down: say goodbye
-        try:
+        with contextlib.suppress(Exception):  # best effort while the process ends
             self._stop.set()
             self._report(final=True)
-        except Exception:  # noqa: BLE001 - best effort while the process ends
-            pass
 
 
 class _ClusterState:
@@ -222,7 +221,7 @@ class ClusterService:
                 [serve.RunTarget(deployment.bind(self.settings), name=APP_NAME,
                                  route_prefix=None)],
                 wait_for_applications_running=False)[0]
-        except Exception as exc:  # noqa: BLE001 - shown by /ready and the log
+        except Exception as exc:
             self._deploy_error = f"{type(exc).__name__}: {exc}"
             log.exception("Ray Serve deployment failed")
 
@@ -239,7 +238,7 @@ class ClusterService:
                 if self._started_ray:
                     serve.shutdown()
                     ray.shutdown()
-        except Exception:  # noqa: BLE001 - the process is ending
+        except Exception:
             log.warning("Ray Serve shutdown was not clean", exc_info=True)
 
     # -- readiness ---------------------------------------------------------------------------
@@ -250,7 +249,6 @@ class ClusterService:
 
     def _refresh_loop(self) -> None:
         import ray
-
         from ray import serve
 
         rounds = 0
@@ -259,7 +257,7 @@ class ClusterService:
                 self._reports = ray.get(self.board.read.remote(), timeout=5)
                 if rounds % 4 == 0:
                     self.serve_status = _app_status(serve.status(), APP_NAME)
-            except Exception:  # noqa: BLE001 - keep the last view, try again
+            except Exception:
                 log.warning("could not read the ready board", exc_info=True)
             rounds += 1
             time.sleep(0.25)

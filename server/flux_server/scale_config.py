@@ -6,8 +6,8 @@ up to more than one, runs the same pipeline code as a Ray Serve deployment (flux
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from flux_server.config import SettingsError
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from flux_server.cluster_status import (
     LOST_AFTER_S,
     ReplicaReport,
