@@ -114,7 +114,8 @@ def container_spec(
     """The container `up` runs for `preset`, labelled with a hash of its configuration."""
     from intelligensi_deploy.remote.docker import ContainerSpec
 
-    env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **preset.env}
+    env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **preset.scale_env(),
+           **preset.env}
     volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
     publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
     digest = hashlib.sha256(
