@@ -22,7 +22,7 @@ from flux_server.config import Settings
 from flux_server.defaults import model_defaults
 from flux_server.engine import GenerationParams
 from flux_server.metrics import Metrics
-from flux_server.scale_config import ScaleSettings
+from flux_server.scale_config import GPU_RESOURCE, ScaleSettings
 from flux_server.schemas import check_limits
 from flux_server.service import READY_RETRY_AFTER_S, GenerationOutcome, HTTPProblem
 
@@ -180,6 +180,7 @@ class ClusterService:
         self._deploy_error: str | None = None
         self._started_ray = False
         self._closed = False
+        self._closing = threading.Event()
         self._reports: list[ReplicaReport] = []
         self.serve_status: dict = {}
         self._ready_gauge = Gauge("flux_replicas_ready", "Replicas ready",
@@ -203,9 +204,13 @@ class ClusterService:
 
             if not ray.is_initialized():
                 self._started_ray = self.scale.ray_address is None
+                extra = {}
+                if self._started_ray and self.scale.replica_resource != GPU_RESOURCE:
+                    # a one-node Ray of our own: the custom resource stands in for its GPUs
+                    extra["resources"] = {self.scale.replica_resource: self.scale.max_replicas}
                 ray.init(address=self.scale.ray_address, namespace=NAMESPACE,
                          include_dashboard=False, log_to_driver=True,
-                         configure_logging=False)
+                         configure_logging=False, **extra)
             # on the head node, so that losing a worker node never loses the board
             self.board = ray.remote(ReadyBoard).options(
                 name=BOARD_NAME, namespace=NAMESPACE, get_if_exists=True, num_cpus=0,
@@ -224,11 +229,15 @@ class ClusterService:
         except Exception as exc:
             self._deploy_error = f"{type(exc).__name__}: {exc}"
             log.exception("Ray Serve deployment failed")
+        # When this thread started Ray's processes itself (no cluster to join), Linux kills
+        # them as soon as it ends (PR_SET_PDEATHSIG is per thread): it lives until shutdown.
+        self._closing.wait()
 
     def shutdown(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         try:
             import ray
             from ray import serve
