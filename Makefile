@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml server/pyproject.toml | $(SETUP)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q --find-links $(WHEELS) torch==$(TORCH_VERSION)
-	$(PIP) install -q --find-links $(WHEELS) -e '.[test]' -e './server[test,quant]' torch==$(TORCH_VERSION)
+	$(PIP) install -q --find-links $(WHEELS) -e '.[test]' -e './server[test,quant,scale]' torch==$(TORCH_VERSION)
 	touch $@
 
 install: $(VENV)/.installed

@@ -137,6 +137,7 @@ def container_spec(
     # (gpu-not-visible) instead of quietly running FLUX on the CPU (docs/contract.md).
     require_gpu = {"FLUX_REQUIRE_GPU": "1"} if preset.gpus else {}
     env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **require_gpu,
+           **preset.scale_env(),
            **preset.env}
     volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
     publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"

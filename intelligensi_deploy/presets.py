@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
+from intelligensi_deploy.scale import ScaleSection, check_scale
 
 GATED_MODELS = frozenset({"black-forest-labs/FLUX.1-dev"})
 SECRET_ENV_NAMES = frozenset(
@@ -122,6 +123,7 @@ class Preset(_Strict):
     gpus: bool = True
     env: dict[str, str] = Field(default_factory=dict)
     ready_timeout: int = Field(1800, ge=10, le=6 * 3600, description="seconds")
+    scale: ScaleSection | None = Field(None, description="replicas on Ray Serve (scale.py)")
 
     @field_validator("public_cidr")
     @classmethod
@@ -153,7 +155,15 @@ class Preset(_Strict):
             raise ValueError("provider 'local' publishes on 127.0.0.1 only: use exposure: tunnel")
         if self.lambda_ is not None:
             _check_fits_gpu(self.lambda_, self.server)
+        check_scale(self)
         return self
+
+    def scale_env(self) -> dict[str, str]:
+        """The server's FLUX_* scale variables (none without a `scale:` section)."""
+        if self.scale is None:
+            return {}
+        gpus = self.lambda_.gpu_count() if self.lambda_ else (self.scale.replicas_per_node or 1)
+        return self.scale.container_env(gpus, self.server.queue_size)
 
     @property
     def gated(self) -> bool:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -54,9 +55,12 @@ def _validation_response(errors: list[dict]) -> JSONResponse:
 
 
 def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None,
-               config_error: Exception | None = None) -> FastAPI:
-    """The FastAPI app; the model starts loading when the app starts (lifespan)."""
-    service = FluxService(settings, detect_gpus, config_error)
+               config_error: Exception | None = None, service: Any = None) -> FastAPI:
+    """The FastAPI app; the model starts loading when the app starts (lifespan).
+
+    `service` replaces the in-process FluxService (flux_server.cluster.ClusterService: the
+    same routes over Ray Serve replicas)."""
+    service = service or FluxService(settings, detect_gpus, config_error)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

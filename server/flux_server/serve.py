@@ -8,6 +8,7 @@ import sys
 
 from flux_server.config import Settings, SettingsError, hf_token_from, settings_from_env
 from flux_server.redact import RedactingFilter
+from flux_server.scale_config import ScaleSettings, scale_from_env
 
 
 def setup_logging(token: str | None) -> None:
@@ -32,6 +33,13 @@ def _settings() -> tuple[Settings, SettingsError | None]:
         return fallback, exc
 
 
+def _scale(settings: Settings) -> tuple[ScaleSettings | None, SettingsError | None]:
+    try:
+        return scale_from_env(os.environ, settings.queue_size), None
+    except SettingsError as exc:
+        return None, exc
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     settings, error = _settings()
@@ -40,7 +48,13 @@ def main() -> None:
 
     from flux_server.app import create_app
 
-    app = create_app(settings, config_error=error)
+    scale, scale_error = _scale(settings)
+    service = None
+    if scale is not None and scale.enabled:
+        from flux_server.cluster import ClusterService  # imports Ray only on this path
+
+        service = ClusterService(settings, scale, config_error=error)
+    app = create_app(settings, config_error=error or scale_error, service=service)
     logging.getLogger("flux_server").info(
         "serving on %s:%s model=%s%s", settings.host, settings.port, settings.model,
         " (tiny random-weight test pipeline)" if settings.tiny else "")

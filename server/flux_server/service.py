@@ -9,8 +9,9 @@ import math
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Request
 
@@ -123,10 +124,18 @@ class FluxService:
     async def generate(self, request: Request, params: GenerationParams,
                        output_format: str) -> GenerationOutcome:
         """Queue one generation and wait for it, its client, or its deadline."""
-        pipe = self.require_ready()
-        arrived = time.monotonic()
         fields = request_fields(request.scope)
         fields.update(width=params.width, height=params.height, steps=params.steps)
+        return await self.run_generation(params, output_format, request.is_disconnected, fields)
+
+    async def run_generation(self, params: GenerationParams, output_format: str,
+                             is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+                             fields: dict | None = None) -> GenerationOutcome:
+        """The generation path without HTTP: queue, then wait for the result, the caller
+        (`is_disconnected`, or the task being cancelled) or the deadline. Raises HTTPProblem."""
+        pipe = self.require_ready()
+        arrived = time.monotonic()
+        fields = {} if fields is None else fields
         test_delay = self.settings.test_generate_delay
 
         def work(job: Job) -> list[bytes]:
@@ -159,8 +168,12 @@ class FluxService:
             if remaining <= 0:
                 job.cancel("timeout")
                 break
-            await asyncio.wait({waiter}, timeout=min(DISCONNECT_POLL_S, remaining))
-            if not waiter.done() and await request.is_disconnected():
+            try:
+                await asyncio.wait({waiter}, timeout=min(DISCONNECT_POLL_S, remaining))
+            except asyncio.CancelledError:  # the caller went away (a cancelled Ray call)
+                job.cancel("client disconnected")
+                raise
+            if not waiter.done() and is_disconnected is not None and await is_disconnected():
                 job.cancel("client disconnected")
                 break
         fields["queue_wait_s"] = job.queue_wait_s

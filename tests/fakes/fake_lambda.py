@@ -212,6 +212,7 @@ class FakeLambda:
         self.violations: list[str] = []
         self.faults: list[Fault] = []
         self.refused_launch_regions: set[str] = set()
+        self.capacity_slots: dict[tuple[str, str], int] = {}
         self._last_launch_at: float | None = None
         self._lock = threading.RLock()
         self._contract = (contract or shared_contract()) if validate else None
@@ -275,6 +276,12 @@ class FakeLambda:
         """Launches there answer insufficient-capacity even if capacity is listed."""
         with self._lock:
             self.refused_launch_regions.update(regions)
+
+    def limit_capacity(self, instance_type: str, region: str, slots: int) -> None:
+        """Only ``slots`` more instances of the type fit in the region (then it is full and
+        no longer listed): partial capacity, as a multi-node launch can meet it."""
+        with self._lock:
+            self.capacity_slots[(instance_type, region)] = slots
 
     def set_status(self, instance_id: str, status: str) -> None:
         """Force an instance's status (e.g. ``unhealthy``, ``preempted``)."""
@@ -414,7 +421,8 @@ class FakeLambda:
     def _instance_types(self, _body: Any) -> dict[str, Any]:
         return {t.name: {"instance_type": t.to_api(),
                          "regions_with_capacity_available": [
-                             self._region(r) for r in self.capacity.get(t.name, [])]}
+                             self._region(r) for r in self.capacity.get(t.name, [])
+                             if self.capacity_slots.get((t.name, r), 1) > 0]}
                 for t in self.types.values()}
 
     def _launch(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -448,8 +456,9 @@ class FakeLambda:
                 raise ApiError(400, "instance-operations/launch/file-system-in-wrong-region",
                                f"File system {fs_name!r} is in {fs['region']['name']}, "
                                f"not {region}.")
-        if region in self.refused_launch_regions or region not in self.capacity.get(type_name,
-                                                                                   []):
+        slots = self.capacity_slots.get((type_name, region))
+        if (region in self.refused_launch_regions or slots == 0
+                or region not in self.capacity.get(type_name, [])):
             raise ApiError(400, "instance-operations/launch/insufficient-capacity",
                            "Not enough capacity to fulfill launch request.",
                            "Choose another region or instance type.")
@@ -457,6 +466,8 @@ class FakeLambda:
         if self.quota_instances is not None and len(live) >= self.quota_instances:
             raise ApiError(400, "global/quota-exceeded", "Quota exceeded.",
                            "Contact Support to increase your quota.")
+        if slots is not None:
+            self.capacity_slots[(type_name, region)] = slots - 1
         instance = FakeInstance(uuid.uuid4().hex, body.get("name"), region,
                                 self.types[type_name], list(keys), list(fs_names),
                                 list(body.get("tags") or []), launched_at=now)

@@ -1,0 +1,99 @@
+"""The containers of a multi-node (Ray Serve) cluster, as pure argv builders.
+
+Node 1 runs ``python -m flux_server.node head`` (the Ray head and the endpoint), every other
+node ``... worker``, each in the bundled image on the host's network (Ray advertises the VM's
+own address; its ports are pinned in the range the /32 firewall rules open). Secrets (the
+Hugging Face token and the cluster's Ray token) reach each node in its 0600 env file only.
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from intelligensi_deploy.cloud.ray_ports import RAY_PORTS
+from intelligensi_deploy.remote.docker import SecretInArgvError, looks_secret
+
+if TYPE_CHECKING:
+    from intelligensi_deploy.presets import Preset
+    from intelligensi_deploy.secrets import Token
+
+HF_CACHE_VOLUME = "fluxdeploy-hf-cache"
+RAY_TOKEN_NAME = "RAY_AUTH_TOKEN"
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One node: its position (1 = head), name and the address Ray advertises."""
+
+    index: int
+    name: str
+    ip: str
+
+    @property
+    def role(self) -> str:
+        return "head" if self.index == 1 else "worker"
+
+
+def new_ray_token() -> str:
+    """A fresh cluster token (256 bits, as Ray's own generator)."""
+    return _random.token_hex(32)
+
+
+def node_env_file(hf_token: Token | None, ray_token: str) -> bytes:
+    """The body of a node's 0600 env file: every secret the node needs, and only those."""
+    lines = [f"{RAY_TOKEN_NAME}={ray_token}"]
+    if hf_token is not None:
+        lines.append(f"HF_TOKEN={hf_token.value}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def node_container_name(deployment: str, node: ClusterNode) -> str:
+    return f"fluxdeploy-{deployment}-node{node.index}"
+
+
+def node_run_args(preset: Preset, deployment: str, node: ClusterNode, head_ip: str,
+                  env_file: str, per_node: int) -> list[str]:
+    """``docker run -d`` (the args after ``docker``) for one node of the cluster."""
+    env = {"FLUX_NODE_IP": node.ip, "FLUX_NODE_REPLICAS": str(per_node),
+           "RAY_AUTH_MODE": "token", **preset.server.container_env(), **preset.scale_env(),
+           **preset.env}
+    if node.role == "head":
+        # host networking: the serving port binds the VM's loopback unless it is public
+        env.update(PORT=str(preset.port),
+                   FLUX_HOST="0.0.0.0" if preset.exposure == "public" else "127.0.0.1",
+                   FLUX_RAY_ADDRESS=f"{node.ip}:{RAY_PORTS.gcs}")
+    else:
+        env["FLUX_RAY_HEAD"] = f"{head_ip}:{RAY_PORTS.gcs}"
+    leaked = sorted(name for name in env if looks_secret(name))
+    if leaked:
+        raise SecretInArgvError(
+            f"{', '.join(leaked)} look(s) like a secret and would be visible in `ps` on the "
+            "node if passed with -e.", fix="Remove it from the preset's env: secrets reach "
+            "each node through its 0600 env file.", doc="secrets")
+    args = ["run", "-d", "--name", node_container_name(deployment, node),
+            "--restart", "unless-stopped", "--network", "host", "--shm-size", "8g"]
+    if preset.gpus:
+        args += ["--gpus", "all"]
+    args += ["--env-file", env_file]
+    for name, value in env.items():
+        args += ["-e", f"{name}={value}"]
+    args += ["-v", f"{preset.hf_cache or HF_CACHE_VOLUME}:/data/hf",
+             "--label", f"fluxdeploy.deployment={deployment}",
+             "--label", f"fluxdeploy.node={node.index}",
+             "--label", f"fluxdeploy.role={node.role}",
+             preset.image, "python", "-m", "flux_server.node", node.role]
+    return args
+
+
+def cluster_nodes(deployment: str, ips: Sequence[str]) -> list[ClusterNode]:
+    """Nodes in launch order; the first one is the head."""
+    return [ClusterNode(i, f"fluxdeploy-{deployment}-node{i}", ip)
+            for i, ip in enumerate(ips, start=1)]
+
+
+def start_order(nodes: Sequence[ClusterNode]) -> list[ClusterNode]:
+    """The head first (workers join it), then the workers."""
+    return sorted(nodes, key=lambda n: n.index != 1)
