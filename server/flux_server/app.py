@@ -3,6 +3,7 @@ never here, so the server answers /health while the model is still being importe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -61,7 +62,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     async def lifespan(_app: FastAPI):
         service.start()
         yield
-        service.queue.close()
+        await asyncio.to_thread(service.close)
 
     app = FastAPI(title="flux_server", version=__version__, lifespan=lifespan,
                   description="FLUX image generation (fluxdeploy). See docs/contract.md.")
