@@ -124,7 +124,8 @@ class FluxService:
                    fields: tuple[str, str, str] = ("width", "height", "num_images")
                    ) -> GenerationParams:
         d = self.loader.defaults
-        width, height = width or d.size, height or d.size
+        default_side = min(d.size, self.settings.max_side)  # a default is always allowed
+        width, height = width or default_side, height or default_side
         check_limits(width, height, num_images, self.settings.max_side, self.settings.max_images,
                      *fields)
         return GenerationParams(
