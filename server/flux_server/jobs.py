@@ -10,9 +10,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("flux_server.jobs")
 
@@ -27,7 +28,7 @@ class JobDropped(Exception):
 
 @dataclass
 class Job:
-    work: Callable[["Job"], Any]
+    work: Callable[[Job], Any]
     future: Future = field(default_factory=Future)
     enqueued_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
@@ -36,7 +37,7 @@ class Job:
     steps_done: int = 0  # denoising steps finished so far (set by the worker)
     steps_total: int = 0
     cancelled_at_step: int | None = None  # steps_done when cancel() was called
-    _on_cancel: Callable[["Job"], None] | None = field(default=None, repr=False)
+    _on_cancel: Callable[[Job], None] | None = field(default=None, repr=False)
 
     def cancel(self, reason: str) -> None:
         """Stop this job: dropped if still waiting, interrupted at its next step if running."""

@@ -9,8 +9,9 @@ import math
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Request
 
@@ -171,6 +172,7 @@ class FluxService:
             retry = max(1, math.ceil(self.queue.estimated_wait_s()))
             raise HTTPProblem(429, "QueueFull", str(exc), "retry after the Retry-After seconds",
                               {"Retry-After": str(retry)}) from None
+        job.steps_total = params.steps
         waiter = asyncio.wrap_future(job.future)
         waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
