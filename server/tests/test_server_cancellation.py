@@ -109,6 +109,26 @@ def test_engine_stops_after_the_step_in_progress_and_never_decodes(tiny_dir):
     assert len(images) == 1 and calls["vae_decoder"] == 1  # the pipeline is fine afterwards
 
 
+def test_queue_close_drops_the_waiting_and_stops_the_running_job():
+    from flux_server.jobs import JobDropped, JobQueue
+
+    started = threading.Event()
+
+    def run_until_cancelled(job):
+        started.set()
+        while not job.cancelled:
+            time.sleep(0.01)
+        return f"stopped: {job.cancel_reason}"
+
+    queue = JobQueue(4)
+    running = queue.submit(run_until_cancelled)
+    assert started.wait(10)
+    waiting = queue.submit(lambda job: "never runs")
+    assert queue.close("shutdown", wait_s=10) is True  # the worker thread has ended
+    assert running.future.result(0) == "stopped: shutdown"
+    assert isinstance(waiting.future.exception(0), JobDropped) and queue.dropped == 1
+
+
 def test_client_that_disconnects_frees_the_worker_within_one_step(held_server):
     before = _cancelled_total(held_server, "client_disconnected")
     sock = _open_generation(held_server, "leaves-mid-run", steps=8)
