@@ -90,7 +90,7 @@ def test_answers_match_the_documented_bodies(schema):
     check(client.get("/metrics"), "/metrics", "get")
 
 
-def test_schemathesis_finds_no_failure_with_every_check(start_server):
+def test_schemathesis_finds_no_failure_with_every_check(start_server, tmp_path):
     server = start_server("schemathesis", FLUX_MODEL="tiny", FLUX_MAX_SIDE=str(MAX_SIDE),
                           FLUX_MAX_IMAGES=str(MAX_IMAGES), HF_HUB_OFFLINE="1")
     assert server.wait_state("ready", "failed")["state"] == "ready"
@@ -100,7 +100,8 @@ def test_schemathesis_finds_no_failure_with_every_check(start_server):
          "run", f"{server.url}/openapi.json", "--checks", "all",
          "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "1", "--workers", "1",
          "--request-timeout", "60", "--no-color"],
-        capture_output=True, text=True, timeout=240, check=False)
+        capture_output=True, text=True, timeout=240, check=False,
+        cwd=tmp_path)  # its .hypothesis/ database stays out of the repository
     output = run.stdout + run.stderr
     print(output[-2500:])
     assert run.returncode == 0, output[-8000:]
