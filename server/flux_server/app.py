@@ -3,6 +3,7 @@ never here, so the server answers /health while the model is still being importe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -11,8 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from flux_server import __version__
 from flux_server.config import Settings
@@ -20,6 +24,7 @@ from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
 from flux_server.lora import LoraError
 from flux_server.page import add_page_routes
+from flux_server.openapi import describe
 from flux_server.redact import redact
 from flux_server.reqlog import RequestLogMiddleware
 from flux_server.schemas import (
@@ -33,6 +38,7 @@ from flux_server.schemas import (
 from flux_server.service import READY_RETRY_AFTER_S, FluxService, HTTPProblem
 
 log = logging.getLogger("flux_server.app")
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for non-UTF-8 bytes
 
 
 def _problem_response(problem: HTTPProblem) -> JSONResponse:
@@ -66,11 +72,20 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     async def lifespan(_app: FastAPI):
         service.start()
         yield
-        service.queue.close()
+        await asyncio.to_thread(service.close)
 
     app = FastAPI(title="flux_server", version=__version__, lifespan=lifespan,
                   description="FLUX image generation (fluxdeploy). See docs/contract.md.")
     app.state.service = service
+
+    def openapi_schema() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe(get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes), settings.max_side, settings.max_images)
+        return app.openapi_schema
+
+    app.openapi = openapi_schema  # type: ignore[method-assign]
     app.add_middleware(RequestLogMiddleware, metrics=service.metrics)
 
     @app.exception_handler(HTTPProblem)
@@ -80,6 +95,13 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_request: Request, exc: RequestValidationError):
         return _validation_response(list(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _on_http(request: Request, exc: HTTPException):
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # as for any bad JSON
+            return _validation_response([{"loc": ("body",), "type": "json_invalid",
+                                          "msg": "must be JSON text (UTF-8)"}])
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(InputError)
     async def _on_input(_request: Request, exc: InputError):
@@ -107,8 +129,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         return JSONResponse(snapshot, status_code=503,
                             headers={"Retry-After": str(READY_RETRY_AFTER_S)})
 
-    @app.post("/generate", summary="Generate images: bytes, or base64 JSON",
-              responses={200: {"content": {m: {} for m in MIME_TYPES.values()}}})
+    @app.post("/generate", summary="Generate images: bytes, or base64 JSON")
     async def generate(body: GenerateRequest, request: Request) -> Response:
         service.require_ready()
         if body.num_images > 1 and body.response_format == "bytes":
@@ -137,7 +158,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         service.require_ready()
         if body.response_format != "b64_json":
             raise InputError("response_format", "only b64_json is supported (no image URLs)")
-        width, height = parse_size(body.size) if body.size else (None, None)
+        width, height = parse_size(body.size) if body.size is not None else (None, None)
         params = service.params_for(body.prompt, width, height, body.num_inference_steps,
                                     body.guidance_scale, body.seed, body.n,
                                     fields=("size", "size", "n"))

@@ -165,6 +165,15 @@ class ClusterService:
                 log.info("waiting for the Ray head at %s", self.scale.ray_address)
                 time.sleep(1.0)
 
+    def begin_shutdown(self) -> None:
+        """uvicorn's signal hook (serve.py). Nothing to flag here: `close()` deletes the Serve
+        app when the lifespan ends, and each replica's service cancels its running generation
+        then. (`_closing` must not be set yet: the deploy thread holds Ray's processes.)"""
+
+    def close(self) -> None:
+        """At the end of the app's lifespan: delete the Serve app (and Ray, if we started it)."""
+        self.shutdown()
+
     def shutdown(self) -> None:
         if self._closed:
             return

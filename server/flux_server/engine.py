@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 class GenerationCancelled(Exception):
-    """The request went away (client left, or its timeout passed) during generation."""
+    """The request went away (client left, its timeout passed, or the server is shutting
+    down): the generation stopped at the end of a denoising step."""
+
+    def __init__(self, steps_done: int = 0, steps: int = 0) -> None:
+        super().__init__(f"generation cancelled after step {steps_done}/{steps}")
+        self.steps_done, self.steps = steps_done, steps
 
 
 class GenerationOutOfMemory(RuntimeError):
@@ -45,25 +51,28 @@ def encode_image(image: Any, output_format: str) -> bytes:
     return buffer.getvalue()
 
 
-def _sleep_unless_cancelled(seconds: float, cancelled: Callable[[], bool]) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cancelled():
-            raise GenerationCancelled("request cancelled")
-        time.sleep(min(0.05, max(0.0, end - time.monotonic())))
-
-
 def generate(pipe: Any, params: GenerationParams, cancelled: Callable[[], bool] = lambda: False,
-             test_delay: float = 0.0) -> list[Any]:
-    """PIL images for `params`; image i is seeded with seed + i. Checks `cancelled` each step."""
+             test_delay: float = 0.0,
+             on_step: Callable[[int, int], None] = lambda done, total: None) -> list[Any]:
+    """PIL images for `params`; image i is seeded with seed + i.
+
+    After each denoising step, `on_step(done, total)` is called and then `cancelled()` is
+    checked: when it is true the pipeline is stopped there by raising GenerationCancelled
+    from diffusers' `callback_on_step_end`. (diffusers 0.42's FluxPipeline also honours
+    `pipe._interrupt = True`, but only by skipping the remaining steps: it still decodes the
+    half-denoised latents through the VAE and returns an image nobody wants.)
+    `test_delay` (FLUX_TEST_GENERATE_DELAY) is spread over the steps, slept at each step's
+    end and not interruptible, like the work of a slow step on a real GPU."""
     import torch
 
-    if test_delay:
-        _sleep_unless_cancelled(test_delay, cancelled)
+    step_delay = test_delay / max(1, params.steps)
 
-    def on_step_end(_pipe, _step, _timestep, callback_kwargs):
+    def on_step_end(_pipe, step, _timestep, callback_kwargs):
+        if step_delay:
+            time.sleep(step_delay)
+        on_step(step + 1, params.steps)
         if cancelled():
-            raise GenerationCancelled("request cancelled during generation")
+            raise GenerationCancelled(step + 1, params.steps)
         return callback_kwargs
 
     generators = [torch.Generator(device="cpu").manual_seed(params.seed + i)
@@ -72,17 +81,29 @@ def generate(pipe: Any, params: GenerationParams, cancelled: Callable[[], bool] 
     if params.negative_prompt:
         kwargs["negative_prompt"] = params.negative_prompt
         kwargs["true_cfg_scale"] = params.true_cfg_scale
-    with torch.inference_mode():
-        result = pipe(
-            prompt=params.prompt,
-            width=params.width,
-            height=params.height,
-            num_inference_steps=params.steps,
-            guidance_scale=params.guidance_scale,
-            num_images_per_prompt=params.num_images,
-            generator=generators,
-            output_type="pil",
-            callback_on_step_end=on_step_end,
-            **kwargs,
-        )
+    try:
+        with torch.inference_mode():
+            result = pipe(
+                prompt=params.prompt,
+                width=params.width,
+                height=params.height,
+                num_inference_steps=params.steps,
+                guidance_scale=params.guidance_scale,
+                num_images_per_prompt=params.num_images,
+                generator=generators,
+                output_type="pil",
+                callback_on_step_end=on_step_end,
+                **kwargs,
+            )
+    except GenerationCancelled:
+        _offload_after_interrupt(pipe)
+        raise
     return list(result.images)
+
+
+def _offload_after_interrupt(pipe: Any) -> None:
+    """What the pipeline does at its normal end: with model CPU offload, put every model
+    back on the CPU (otherwise the transformer would stay on the GPU into the next run)."""
+    free_hooks = getattr(pipe, "maybe_free_model_hooks", None)
+    if free_hooks is not None:
+        free_hooks()

@@ -10,9 +10,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("flux_server.jobs")
 
@@ -27,20 +28,28 @@ class JobDropped(Exception):
 
 @dataclass
 class Job:
-    work: Callable[["Job"], Any]
+    work: Callable[[Job], Any]
     future: Future = field(default_factory=Future)
     enqueued_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     finished_at: float | None = None
     cancel_reason: str | None = None
-    _on_cancel: Callable[["Job"], None] | None = field(default=None, repr=False)
+    steps_done: int = 0  # denoising steps finished so far (set by the worker)
+    steps_total: int = 0
+    cancelled_at_step: int | None = None  # steps_done when cancel() was called
+    _on_cancel: Callable[[Job], None] | None = field(default=None, repr=False)
 
     def cancel(self, reason: str) -> None:
         """Stop this job: dropped if still waiting, interrupted at its next step if running."""
         if self.cancel_reason is None:
+            self.cancelled_at_step = self.steps_done
             self.cancel_reason = reason
             if self._on_cancel is not None:
                 self._on_cancel(self)
+
+    def progress(self, steps_done: int, steps_total: int) -> None:
+        """Called by the worker after each denoising step."""
+        self.steps_done, self.steps_total = steps_done, steps_total
 
     @property
     def cancelled(self) -> bool:
@@ -101,10 +110,20 @@ class JobQueue:
         per_job = sum(recent) / len(recent) if recent else 1.0
         return per_job * (self.depth + (1 if self.running else 0))
 
-    def close(self) -> None:
+    def close(self, reason: str = "shutdown", wait_s: float = 0.0) -> bool:
+        """Stop: drop the waiting jobs, cancel the running one (it stops at its next step)
+        and wait up to `wait_s` for the worker to finish. True when the worker has ended."""
         with self._cond:
             self._closed = True
+            waiting = list(self._waiting)
+            running = self.running
             self._cond.notify()
+        for job in waiting:
+            job.cancel(reason)
+        if running is not None:
+            running.cancel(reason)
+        self._thread.join(wait_s)
+        return not self._thread.is_alive()
 
     def _drop(self, job: Job) -> None:
         with self._cond:

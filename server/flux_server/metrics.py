@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -13,6 +13,10 @@ from prometheus_client import (
 
 from flux_server.state import STATES
 
+# The classic text format every Prometheus scraper reads (prometheus_client's "latest" is
+# now 1.0.0); documented as /metrics' content type in the OpenAPI schema.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+CANCEL_REASONS = ("timeout", "client_disconnected", "shutdown", "request_cancelled")
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 
 
@@ -38,6 +42,12 @@ class Metrics:
                                 registry=r)
         self.dropped = Counter("flux_queue_dropped_total",
                                "Queued requests dropped (client left or timed out)", registry=r)
+        self.cancelled = Counter(
+            "flux_generations_cancelled_total",
+            "Running generations stopped at a denoising step, by why their request ended",
+            ["reason"], registry=r)
+        for reason in CANCEL_REASONS:
+            self.cancelled.labels(reason=reason)
 
     def set_state(self, state: str) -> None:
         for name in STATES:
@@ -45,4 +55,4 @@ class Metrics:
         self.ready.set(1 if state == "ready" else 0)
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE

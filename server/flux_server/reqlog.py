@@ -12,6 +12,7 @@ from flux_server.metrics import Metrics
 
 log = logging.getLogger("flux_server.request")
 LOG_KEY = "flux.log"
+REQUEST_ID_KEY = "flux.request_id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 FIELDS = ("width", "height", "steps", "queue_wait_s", "generation_s")
 
@@ -19,6 +20,11 @@ FIELDS = ("width", "height", "steps", "queue_wait_s", "generation_s")
 def request_fields(scope: dict) -> dict[str, Any]:
     """The mutable per-request log fields a handler may fill in."""
     return scope.setdefault(LOG_KEY, {})
+
+
+def request_id_of(scope: dict) -> str:
+    """The id the request line will carry (`-` outside the middleware)."""
+    return scope.get(REQUEST_ID_KEY, "-")
 
 
 def format_line(request_id: str, route: str, status: int, fields: dict[str, Any],
@@ -49,6 +55,7 @@ class RequestLogMiddleware:
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:12]
+        scope[REQUEST_ID_KEY] = request_id
         fields = request_fields(scope)
         status_holder = {"status": 500}
 

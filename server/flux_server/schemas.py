@@ -4,9 +4,17 @@ the environment (FLUX_MAX_SIDE, FLUX_MAX_IMAGES) are checked by `check_limits`."
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 MIN_SIDE = 64
 SIDE_MULTIPLE = 16
@@ -14,6 +22,15 @@ MAX_STEPS = 100
 MAX_SEED = 2**63 - 1
 MAX_PROMPT_CHARS = 10_000
 SIZE_PATTERN = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+
+
+def _integral_number(value: Any) -> Any:
+    """JSON has one number type: 2.0 is the integer 2 (as JSON Schema's `integer` says).
+    2.5, "2" and true stay what they are, and are refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
 
 
 class InputError(ValueError):
@@ -43,6 +60,9 @@ class GenerateRequest(BaseModel):
     output_format: Literal["png", "jpeg", "webp"] = "png"
     response_format: Literal["bytes", "b64_json"] = "bytes"
 
+    _integral = field_validator("num_inference_steps", "width", "height", "seed", "num_images",
+                                mode="before")(_integral_number)
+
 
 class OpenAIImageRequest(BaseModel):
     """POST /v1/images/generations, as OpenAI's images API (extra fields are ignored)."""
@@ -58,6 +78,9 @@ class OpenAIImageRequest(BaseModel):
     num_inference_steps: StrictInt | None = Field(default=None, ge=1, le=MAX_STEPS)
     guidance_scale: StrictFloat | None = Field(default=None, ge=0, le=30)
     model: StrictStr | None = None
+
+    _integral = field_validator("n", "seed", "num_inference_steps",
+                                mode="before")(_integral_number)
 
 
 class LoraRequest(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 from flux_server.config import Settings, SettingsError, hf_token_from, settings_from_env
 from flux_server.redact import RedactingFilter
@@ -40,6 +42,25 @@ def _scale(settings: Settings) -> tuple[ScaleSettings | None, SettingsError | No
         return None, exc
 
 
+def _server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, which tells the app the moment a SIGINT/SIGTERM arrives: its
+        running generation then stops at the next denoising step instead of being waited
+        out until uvicorn's graceful-shutdown timeout."""
+
+        def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+            super().__init__(config)
+            self._on_exit = on_exit
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self._on_exit()
+            super().handle_exit(sig, frame)
+
+    return GracefulServer
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     settings, error = _settings()
@@ -58,5 +79,6 @@ def main() -> None:
     logging.getLogger("flux_server").info(
         "serving on %s:%s model=%s%s", settings.host, settings.port, settings.model,
         " (tiny random-weight test pipeline)" if settings.tiny else "")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            access_log=False, timeout_graceful_shutdown=5)
+    _server_class()(config, app.state.service.begin_shutdown).run()

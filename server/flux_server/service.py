@@ -9,7 +9,7 @@ import math
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +31,15 @@ from flux_server.lora import LoraManager
 from flux_server.memory import is_out_of_memory
 from flux_server.metrics import Metrics
 from flux_server.redact import redact
-from flux_server.reqlog import request_fields
+from flux_server.reqlog import request_fields, request_id_of
 from flux_server.schemas import check_limits
 from flux_server.state import LoadState
 
 log = logging.getLogger("flux_server.service")
 
 READY_RETRY_AFTER_S = 5
-DISCONNECT_POLL_S = 0.25
+SHUTDOWN_POLL_S = 0.25  # how often a waiting request looks at the shutdown flag
+SHUTDOWN_WAIT_S = 10.0  # how long shutdown waits for a cancelled generation to stop
 
 
 @dataclass
@@ -66,7 +67,7 @@ def _warm_up(settings: Settings) -> Callable[[Any, Any], None]:
         from flux_server.engine import generate
 
         pipe.set_progress_bar_config(disable=True)
-        # 256 px for real FLUX (vae_scale_factor 8); the smallest size for the tiny VAE
+        # 256 px for real FLUX; the tiny pipeline's own 64 px default
         side = min(defaults.size, max(64, 32 * int(getattr(pipe, "vae_scale_factor", 8))))
         generate(pipe, GenerationParams("warm up", side, side, 1, defaults.guidance_scale, 0))
     return warm
@@ -84,6 +85,19 @@ class FluxService:
         self.queue = JobQueue(settings.queue_size, on_change=self.metrics.queue_depth.set)
         self.lora = LoraManager()
         self.config_error = config_error
+        self.shutting_down = False
+
+    def begin_shutdown(self) -> None:
+        """Mark the server as shutting down (safe in a signal handler: one assignment).
+        Waiting requests see it within SHUTDOWN_POLL_S and stop their generations."""
+        self.shutting_down = True
+
+    def close(self) -> None:
+        """At the end of the lifespan: stop every generation and wait for the worker."""
+        self.begin_shutdown()
+        if not self.queue.close("shutdown", SHUTDOWN_WAIT_S):
+            log.warning("a generation was still running %ss after shutdown began; exiting "
+                        "anyway", SHUTDOWN_WAIT_S)
 
     def start(self) -> None:
         if self.config_error is not None:
@@ -95,6 +109,8 @@ class FluxService:
         self.loader.start()
 
     def require_ready(self) -> Any:
+        if self.shutting_down:
+            raise _shutting_down()
         snapshot = self.state.snapshot()
         if not snapshot["ready"]:
             failure = snapshot["error"]
@@ -110,7 +126,8 @@ class FluxService:
                    fields: tuple[str, str, str] = ("width", "height", "num_images")
                    ) -> GenerationParams:
         d = self.loader.defaults
-        width, height = width or d.size, height or d.size
+        default_side = min(d.size, self.settings.max_side)  # a default is always allowed
+        width, height = width or default_side, height or default_side
         check_limits(width, height, num_images, self.settings.max_side, self.settings.max_images,
                      *fields)
         return GenerationParams(
@@ -126,13 +143,20 @@ class FluxService:
         """Queue one generation and wait for it, its client, or its deadline."""
         fields = request_fields(request.scope)
         fields.update(width=params.width, height=params.height, steps=params.steps)
-        return await self.run_generation(params, output_format, request.is_disconnected, fields)
+        disconnected = asyncio.ensure_future(_disconnect(request))
+        try:
+            return await self.run_generation(params, output_format, disconnected, fields,
+                                             request_id_of(request.scope))
+        finally:
+            disconnected.cancel()
 
     async def run_generation(self, params: GenerationParams, output_format: str,
-                             is_disconnected: Callable[[], Awaitable[bool]] | None = None,
-                             fields: dict | None = None) -> GenerationOutcome:
-        """The generation path without HTTP: queue, then wait for the result, the caller
-        (`is_disconnected`, or the task being cancelled) or the deadline. Raises HTTPProblem."""
+                             disconnected: asyncio.Future | None = None,
+                             fields: dict | None = None,
+                             request_id: str = "-") -> GenerationOutcome:
+        """The generation path without HTTP (a Ray Serve replica calls it directly): queue,
+        then wait for the result, the deadline, `disconnected` (done when the client left),
+        shutdown, or this task being cancelled (a cancelled Ray call). Raises HTTPProblem."""
         pipe = self.require_ready()
         arrived = time.monotonic()
         fields = {} if fields is None else fields
@@ -143,7 +167,10 @@ class FluxService:
 
             out_of_memory = None
             try:
-                images = generate(pipe, params, lambda: job.cancelled, test_delay)
+                images = generate(pipe, params, lambda: job.cancelled, test_delay, job.progress)
+            except GenerationCancelled as exc:
+                self._record_cancel(job, request_id, exc)
+                raise
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -160,26 +187,24 @@ class FluxService:
             retry = max(1, math.ceil(self.queue.estimated_wait_s()))
             raise HTTPProblem(429, "QueueFull", str(exc), "retry after the Retry-After seconds",
                               {"Retry-After": str(retry)}) from None
+        job.steps_total = params.steps
         waiter = asyncio.wrap_future(job.future)
         waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
-        deadline = arrived + self.settings.request_timeout
-        while not waiter.done():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                job.cancel("timeout")
-                break
-            try:
-                await asyncio.wait({waiter}, timeout=min(DISCONNECT_POLL_S, remaining))
-            except asyncio.CancelledError:  # the caller went away (a cancelled Ray call)
-                job.cancel("client disconnected")
-                raise
-            if not waiter.done() and is_disconnected is not None and await is_disconnected():
-                job.cancel("client disconnected")
-                break
+        try:
+            await self._wait(job, waiter, arrived + self.settings.request_timeout,
+                             disconnected)
+        except asyncio.CancelledError:  # the server (or a Ray caller) cancelled this task
+            job.cancel("request cancelled")
+            raise
         fields["queue_wait_s"] = job.queue_wait_s
         if job.cancelled and (not waiter.done() or _was_cancelled(waiter)):
+            fields["cancelled"] = _label(job.cancel_reason)
             if job.started_at is None:
                 self.metrics.dropped.inc()
+            else:
+                fields["cancelled_at_step"] = f"{job.cancelled_at_step}/{params.steps}"
+            if job.cancel_reason == "shutdown":
+                raise _shutting_down()
             if job.cancel_reason == "timeout":
                 raise HTTPProblem(504, "Timeout",
                                   f"generation did not finish within FLUX_REQUEST_TIMEOUT="
@@ -201,6 +226,36 @@ class FluxService:
         fields["generation_s"] = job.run_s or 0.0
         return GenerationOutcome(images, params.seed, params, output_format, job.queue_wait_s,
                                  job.run_s or 0.0)
+
+    async def _wait(self, job: Job, waiter: asyncio.Future, deadline: float,
+                    disconnected: asyncio.Future | None) -> None:
+        """Wait for the job; cancel it when the deadline passes, the client disconnects or
+        the server begins shutting down (the worker stops it at its next step)."""
+        if disconnected is None:
+            disconnected = asyncio.get_running_loop().create_future()  # never completes
+        try:
+            while not waiter.done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    job.cancel("timeout")
+                elif self.shutting_down:
+                    job.cancel("shutdown")
+                elif disconnected.done():
+                    job.cancel("client disconnected")
+                if job.cancelled:
+                    return
+                await asyncio.wait({waiter, disconnected}, return_when=asyncio.FIRST_COMPLETED,
+                                   timeout=min(SHUTDOWN_POLL_S, remaining))
+        finally:
+            disconnected.cancel()
+
+    def _record_cancel(self, job: Job, request_id: str, exc: GenerationCancelled) -> None:
+        """Count and log a running generation stopped at a step (in the worker thread)."""
+        reason = job.cancel_reason or "request cancelled"
+        self.metrics.cancelled.labels(reason=_label(reason)).inc()
+        log.info("generation cancelled: id=%s reason=%s cancelled_at_step=%s/%s "
+                 "stopped_after_step=%s/%s", request_id, _label(reason), job.cancelled_at_step,
+                 exc.steps, exc.steps_done, exc.steps)
 
     def model_status(self) -> dict:
         loader, snapshot = self.loader, self.state.snapshot()
@@ -225,6 +280,7 @@ class FluxService:
             "gpu_memory": _gpu_memory(),
             "queue": {"depth": self.queue.depth, "max_waiting": self.queue.max_waiting,
                       "running": self.queue.running is not None,
+                      "running_steps": _steps_of(self.queue.running),
                       "completed": self.queue.completed, "dropped": self.queue.dropped},
             "load": {"elapsed_s": snapshot["elapsed_s"],
                      "phase_elapsed_s": snapshot["phase_elapsed_s"],
@@ -234,6 +290,28 @@ class FluxService:
             "versions": _versions(),
         }
         return status
+
+
+async def _disconnect(request: Request) -> None:
+    """Return when the client disconnects (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _label(reason: str | None) -> str:
+    return (reason or "request cancelled").replace(" ", "_")
+
+
+def _shutting_down() -> HTTPProblem:
+    return HTTPProblem(503, "ShuttingDown", "the server is shutting down",
+                       "retry after the Retry-After seconds, once the server is back",
+                       {"Retry-After": str(READY_RETRY_AFTER_S)})
+
+
+def _steps_of(job: Job | None) -> dict | None:
+    if job is None:
+        return None
+    return {"done": job.steps_done, "total": job.steps_total}
 
 
 def _was_cancelled(waiter: asyncio.Future) -> bool:

@@ -1,4 +1,9 @@
-"""A tiny random-weight FLUX pipeline (about 0.5 MB), built offline for smoke tests.
+"""A tiny random-weight FLUX pipeline (under 1 MB), built offline for smoke tests.
+
+It keeps FLUX.1's latent geometry: a VAE that downsamples 8x (four levels, so
+`vae_scale_factor` is 8) into 16 latent channels, and a transformer whose `in_channels` is
+64 = 16 x 4 for the packed 2x2 latent patches. A 1024x1024 image is then 64x64 = 4096
+image tokens, as on the real model, and every allowed size runs in about a second on CPU.
 
 Built with the installed library versions and saved with `save_pretrained`, so it is loaded
 back through the real `FluxPipeline.from_pretrained` code like any hub model.
@@ -13,6 +18,8 @@ from pathlib import Path
 
 TINY_MODEL = "tiny"
 TINY_SIZE = 64  # default width/height for the tiny pipeline
+LATENT_CHANNELS = 16  # as FLUX.1's VAE
+VAE_LEVELS = 4  # 2 ** (levels - 1) = 8x downsampling, as FLUX.1's VAE
 
 
 def _clip_tokenizer(workdir: Path):
@@ -60,14 +67,20 @@ def build_tiny_pipeline(seed: int = 0):
 
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
         axes_dims_rope=[4, 4, 8],
     )
+    # No attention in the VAE's mid block: at 1024x1024 it would attend over 128x128
+    # latent pixels, quadratic and the one cost that does not shrink with the model.
     vae = AutoencoderKL(
-        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,),
-        layers_per_block=1, latent_channels=1, norm_num_groups=1, use_quant_conv=False,
-        use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035,
+        sample_size=32, in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * VAE_LEVELS,
+        up_block_types=("UpDecoderBlock2D",) * VAE_LEVELS,
+        block_out_channels=(4,) * VAE_LEVELS, layers_per_block=1,
+        latent_channels=LATENT_CHANNELS, norm_num_groups=1, mid_block_add_attention=False,
+        use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
+        scaling_factor=1.5035,
     )
     clip = CLIPTextModel(CLIPTextConfig(
         hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,

@@ -1,0 +1,255 @@
+"""/openapi.json as the server really answers: every status, body, content type and header.
+
+FastAPI derives request bodies from the pydantic models; this module replaces every
+operation's responses with the ones the routes, the error handlers and the middleware
+produce (FastAPI would document its own `HTTPValidationError` for 422, where the server
+answers `{error, detail[]}`), and writes the limits that come from the environment
+(FLUX_MAX_SIDE, FLUX_MAX_IMAGES) into the request schemas. Pure: schema dict in, dict out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from flux_server.engine import MIME_TYPES
+from flux_server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from flux_server.schemas import MAX_SEED, MIN_SIDE, SIDE_MULTIPLE
+from flux_server.state import STATES
+
+REF = "#/components/schemas/{model}"
+
+
+class ErrorInfo(BaseModel):
+    type: str = Field(description="what went wrong, e.g. QueueFull, NotReady, Timeout")
+    message: str
+    hint: str = Field(description="what to do about it")
+
+
+class ErrorBody(BaseModel):
+    """Every answer other than 200 and 422 (503 NotReady adds the /ready body as `ready`)."""
+
+    model_config = ConfigDict(extra="allow")
+    error: ErrorInfo
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="the request field, dotted for nested ones, or `body`")
+    rule: str = Field(description="the rule it breaks")
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: which fields break which rules (the server's own shape, not FastAPI's)."""
+
+    error: ErrorInfo
+    detail: list[FieldProblem]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class LoadError(BaseModel):
+    type: str
+    message: str
+    hint: str
+
+
+class ReadyBody(BaseModel):
+    state: Literal[STATES]  # type: ignore[valid-type]
+    ready: bool
+    model: str
+    tiny: bool
+    elapsed_s: float
+    phase_elapsed_s: dict[str, float]
+    progress: dict[str, int]
+    error: LoadError | None
+
+
+class GeneratedImage(BaseModel):
+    b64: str
+    seed: int
+
+
+class GenerateJSON(BaseModel):
+    """POST /generate with response_format=b64_json."""
+
+    images: list[GeneratedImage]
+    seed: int
+    width: int
+    height: int
+    num_inference_steps: int
+    guidance_scale: float
+    output_format: Literal["png", "jpeg", "webp"]
+    generation_s: float
+    queue_wait_s: float
+    model: str
+    tiny: bool
+
+
+class OpenAIImage(BaseModel):
+    b64_json: str
+
+
+class OpenAIImagesResponse(BaseModel):
+    created: int
+    data: list[OpenAIImage]
+    output_format: Literal["png", "jpeg", "webp"]
+    size: str
+
+
+class LoraAdapter(BaseModel):
+    name: str
+    source: str
+    weight: float
+
+
+class LoraStatus(BaseModel):
+    active: bool
+    adapters: list[LoraAdapter]
+
+
+class ModelStatus(BaseModel):
+    """Model, strategy, devices, queue, timings and LoRA (see docs/contract.md)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    tiny: bool
+    state: Literal[STATES]  # type: ignore[valid-type]
+    ready: bool
+    queue: dict[str, Any]
+
+
+MODELS = (ErrorBody, ValidationErrorBody, Health, ReadyBody, GenerateJSON, OpenAIImagesResponse,
+          LoraStatus, ModelStatus)
+
+
+def _header(description: str, schema: dict) -> dict:
+    return {"description": description, "required": True, "schema": schema}
+
+
+RETRY_AFTER = {"Retry-After": _header("seconds to wait before retrying",
+                                      {"type": "string", "pattern": r"^\d+$"})}
+REQUEST_ID = {"X-Request-Id": _header("the id in the request's log line (yours if you sent a "
+                                      "valid X-Request-Id)", {"type": "string"})}
+SEED = {"X-Seed": _header("the seed of the first image", {"type": "string",
+                                                          "pattern": r"^\d+$"})}
+SECONDS = {"type": "string", "pattern": r"^\d+\.\d+$"}
+TIMINGS = {"X-Generation-Seconds": _header("time spent generating", SECONDS)}
+QUEUE_WAIT = {"X-Queue-Wait-Seconds": _header("time spent waiting in the queue", SECONDS)}
+
+
+def _json(model: type[BaseModel], description: str, headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {
+        "application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+VALIDATION = _json(ValidationErrorBody, "a field breaks a rule: the field and the rule")
+NOT_READY = _json(ErrorBody, "the model is not ready yet (NotReady) or the server is shutting "
+                  "down (ShuttingDown)", RETRY_AFTER)
+FAILED = _json(ErrorBody, "the operation failed (e.g. GenerationOutOfMemory); the server goes on")
+GENERATION_ERRORS = {
+    "422": VALIDATION,
+    "429": _json(ErrorBody, "the queue is full (QueueFull)", RETRY_AFTER),
+    "499": _json(ErrorBody, "the client went away; its generation was stopped (log only)"),
+    "500": FAILED,
+    "503": NOT_READY,
+    "504": _json(ErrorBody, "not finished within FLUX_REQUEST_TIMEOUT; the generation was "
+                 "stopped at its next step"),
+}
+IMAGE = {"schema": {"type": "string", "format": "binary"}}
+
+RESPONSES: dict[tuple[str, str], dict[str, dict]] = {
+    ("/health", "get"): {"200": _json(Health, "the process serves")},
+    ("/ready", "get"): {
+        "200": _json(ReadyBody, "loaded and warmed up"),
+        "503": _json(ReadyBody, "not ready: still loading, or failed (see error)", RETRY_AFTER),
+    },
+    ("/generate", "post"): {
+        "200": {"description": "the image (response_format=bytes) or base64 JSON",
+                "headers": {**SEED, **TIMINGS, **QUEUE_WAIT},
+                "content": {**{mime: IMAGE for mime in MIME_TYPES.values()},
+                            "application/json": {"schema": {"$ref": REF.format(
+                                model="GenerateJSON")}}}},
+        **GENERATION_ERRORS,
+    },
+    ("/v1/images/generations", "post"): {
+        "200": _json(OpenAIImagesResponse, "images as base64 JSON", {**SEED, **TIMINGS}),
+        **GENERATION_ERRORS,
+    },
+    ("/model-status", "get"): {"200": _json(ModelStatus, "the server's full state")},
+    ("/apply-lora", "post"): {
+        "200": _json(LoraStatus, "applied; the adapters now active"),
+        "400": _json(ErrorBody, "the LoRA could not be loaded (not found, not a FLUX LoRA, "
+                     "gated, ...): the genuine error and a hint"),
+        "422": VALIDATION, "500": FAILED, "503": NOT_READY,
+    },
+    ("/remove-lora", "post"): {
+        "200": _json(LoraStatus, "removed; the adapters still active"),
+        "422": VALIDATION, "500": FAILED, "503": NOT_READY,
+    },
+    ("/lora-status", "get"): {"200": _json(LoraStatus, "the active adapters")},
+    ("/metrics", "get"): {"200": {"description": "Prometheus text format 0.0.4",
+                                  "content": {METRICS_CONTENT_TYPE: {"schema": {
+                                      "type": "string"}}}}},
+}
+
+
+def _branch(prop: dict, kind: str) -> dict:
+    """The `kind` branch of an optional field's anyOf (or the field itself)."""
+    for option in prop.get("anyOf", [prop]):
+        if option.get("type") == kind:
+            return option
+    raise KeyError(kind)
+
+
+def _sides(max_side: int) -> list[int]:
+    return list(range(MIN_SIDE, max_side + 1, SIDE_MULTIPLE))
+
+
+def _apply_limits(schemas: dict, max_side: int, max_images: int) -> None:
+    for name in ("GenerateRequest", "OpenAIImageRequest"):  # exact: not a rounded float
+        _branch(schemas[name]["properties"]["seed"], "integer")["maximum"] = MAX_SEED
+    generate = schemas["GenerateRequest"]
+    for side in ("width", "height"):
+        _branch(generate["properties"][side], "integer")["maximum"] = max_side
+    generate["properties"]["num_images"]["maximum"] = max_images
+    # raw image bytes carry one image: several need response_format b64_json
+    generate["anyOf"] = [
+        {"properties": {"num_images": {"const": 1}}},
+        {"required": ["response_format"], "properties": {"response_format": {
+            "const": "b64_json"}}},
+    ]
+    openai = schemas["OpenAIImageRequest"]
+    openai["properties"]["n"]["maximum"] = max_images
+    sides = "|".join(str(s) for s in _sides(max_side))
+    _branch(openai["properties"]["size"], "string")["pattern"] = f"^({sides})x({sides})$"
+    openai["properties"]["response_format"]["enum"] = ["b64_json"]  # no image URLs
+
+
+def describe(schema: dict, max_side: int, max_images: int) -> dict:
+    """FastAPI's generated schema, made to say exactly what the server returns."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    _, definitions = models_json_schema([(m, "serialization") for m in MODELS],
+                                        ref_template=REF)
+    components.update(definitions.get("$defs", {}))
+    _apply_limits(components, max_side, max_images)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = RESPONSES.get((path, method))
+            if responses is None:  # a route not listed here: at least its 422 is the server's
+                if "422" in operation.get("responses", {}):
+                    operation["responses"]["422"] = VALIDATION
+                continue
+            operation["responses"] = {
+                status: {**spec, "headers": {**spec.get("headers", {}), **REQUEST_ID}}
+                for status, spec in responses.items()}
+    return schema
