@@ -24,7 +24,7 @@ def _loader(settings: Settings, gpus=(), warm=None) -> PipelineLoader:
 
 def test_local_pipeline_loads_through_from_pretrained_with_progress(tiny_dir):
     warmed = []
-    loader = _loader(Settings(model=str(tiny_dir)), warm=lambda pipe, d: warmed.append(d))
+    loader = _loader(Settings(model=str(tiny_dir)), warm=lambda pipe, d, size: warmed.append(d))
     loader.run()
     snap = loader.state.snapshot()
     assert snap["state"] == "ready", snap
