@@ -130,7 +130,7 @@ def _fp8(request: SpeedRequest, gpus: Sequence[GpuInfo], memory: MemoryPlan,
         if memory.quant is not None:
             raise PlanError(f"FLUX_FP8=on cannot be combined with FLUX_QUANT="
                             f"{memory.quant.method}", "set FLUX_QUANT=none or FLUX_FP8=off")
-        where = "" if gpus else " (on the CPU: for tests only, slower than fp32)"
+        where = "" if gpus else " (on the CPU: fp8 weights only, for tests)"
         return True, f"fp8 on as requested{where}"
     if request.fp8 == "off":
         return False, "FLUX_FP8=off as requested"
