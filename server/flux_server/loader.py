@@ -292,6 +292,11 @@ class PipelineLoader:
         sizes = self.speed_plan.warm_sizes if self.speed_plan else ()
         self.warm_sizes = set()
         self.state.set_progress(warm_sizes_done=0, warm_sizes_total=len(sizes))
+        compiling = self.speed_plan is not None and self.speed_plan.compile != "off"
+        log.info("warming %d sizes: %s%s", len(sizes),
+                 ",".join(speed.format_size(s) for s in sizes),
+                 f" (compile={self.speed_plan.compile}: each new size compiles first, minutes "
+                 "on a GPU; PLAYBOOK.md#compile-slow-start)" if compiling else "")
         for index, size in enumerate(sizes, 1):
             started, graphs = time.monotonic(), graphs_compiled()
             if self._warm_up is not None:

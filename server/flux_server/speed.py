@@ -30,6 +30,7 @@ CACHE_CHOICES = ("auto", "off", "first-block", "taylorseer")
 # diffusers' FirstBlockCacheConfig default; ParaAttention's FLUX.1-dev recipe uses 0.08.
 DEFAULT_CACHE_THRESHOLD = 0.05
 DEFAULT_WARM_SIZES = ((1024, 1024), (1024, 576), (576, 1024))
+MIN_SIDE = 64  # as the generation routes accept (schemas.MIN_SIDE)
 COMPILE_STRATEGIES = frozenset({"gpu", "balanced", "device-map", "model-offload"})
 
 Size = tuple[int, int]
@@ -86,9 +87,9 @@ def parse_sizes(text: str, max_side: int = 2048) -> tuple[Size, ...]:
         if not sep or not width.isdigit() or not height.isdigit():
             raise ValueError(f"{item!r} is not WIDTHxHEIGHT (for example 1024x576)")
         size = (int(width), int(height))
-        if min(size) < 16 or max(size) > max_side or size[0] % 16 or size[1] % 16:
-            raise ValueError(f"{item!r}: each side must be a multiple of 16 from 16 to "
-                             f"{max_side}")
+        if min(size) < MIN_SIDE or max(size) > max_side or size[0] % 16 or size[1] % 16:
+            raise ValueError(f"{item!r}: each side must be a multiple of 16 from {MIN_SIDE} "
+                             f"to {max_side}")
         if size not in sizes:
             sizes.append(size)
     return tuple(sizes)
@@ -175,11 +176,15 @@ def _cache(request: SpeedRequest, kind: str) -> tuple[str, float, str]:
     return "off", threshold, f"step cache off: {kind}'s few steps leave little to cache"
 
 
-def default_warm_sizes(kind: str, default_size: int) -> tuple[Size, ...]:
-    """1024x1024 and the common 16:9 sizes for FLUX; the default size for the tiny model."""
+CPU_WARM_SIZE = (64, 64)
+
+
+def default_warm_sizes(kind: str, default_size: int, on_gpu: bool) -> tuple[Size, ...]:
+    """1024x1024 and the common 16:9 sizes for FLUX on a GPU; the default size for the tiny
+    model; on the CPU (nothing compiled, every pixel slow) one 64x64 run."""
     if kind == "tiny":
         return ((default_size, default_size),)
-    return DEFAULT_WARM_SIZES
+    return DEFAULT_WARM_SIZES if on_gpu else (CPU_WARM_SIZE,)
 
 
 def plan_speed(request: SpeedRequest, gpus: Sequence[GpuInfo], memory: MemoryPlan,
@@ -197,9 +202,10 @@ def plan_speed(request: SpeedRequest, gpus: Sequence[GpuInfo], memory: MemoryPla
     fp8, fp8_why = _fp8(request, gpus, memory, backends)
     fuse, fuse_why = _fuse(request, memory, fp8, gpus)
     cache, threshold, cache_why = _cache(request, kind)
+    on_gpu = bool(gpus) and memory.device != "cpu"
     sizes = request.warm_sizes if request.warm_sizes is not None else default_warm_sizes(
-        kind, default_size)
+        kind, default_size, on_gpu)
     sizes_why = ("warm sizes as requested" if request.warm_sizes is not None
-                 else f"warm sizes: the defaults for {kind}")
+                 else f"warm sizes: the defaults for {kind} on the {'GPU' if on_gpu else 'CPU'}")
     return SpeedPlan(compile_mode, fp8, fuse, cache, threshold, tuple(sizes),
                      (compile_why, fp8_why, fuse_why, cache_why, sizes_why))

@@ -54,6 +54,7 @@ def quantize_fp8(transformer: Any) -> None:
 
 def apply_speed_plan(pipe: Any, plan: SpeedPlan) -> None:
     """Fuse, quantize, cache and compile the pipeline's transformer as the plan says."""
+    log.info("speed plan: %s (%s)", plan.describe(), "; ".join(plan.reasons))
     transformer = pipe.transformer
     if plan.fuse_qkv:
         transformer.fuse_qkv_projections()
@@ -66,7 +67,6 @@ def apply_speed_plan(pipe: Any, plan: SpeedPlan) -> None:
         transformer.compile_repeated_blocks(fullgraph=True)
     elif plan.compile == "full":
         transformer.compile(fullgraph=True)
-    log.info("speed plan: %s (%s)", plan.describe(), "; ".join(plan.reasons))
 
 
 def graphs_compiled() -> int:

@@ -114,7 +114,7 @@ def test_as_dict_is_what_model_status_shows():
 def test_parse_sizes():
     assert parse_sizes("1024x1024, 1024X576,1024x1024") == ((1024, 1024), (1024, 576))
     assert parse_sizes("") == ()
-    for bad in ("1024", "axb", "1000x1000", "4096x4096", "0x16"):
+    for bad in ("1024", "axb", "1000x1000", "4096x4096", "0x16", "32x32"):
         with pytest.raises(ValueError):
             parse_sizes(bad)
 
@@ -141,3 +141,8 @@ def test_settings_read_each_option_from_the_environment():
 def test_bad_speed_settings_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         settings_from_env(env)
+
+
+def test_a_full_size_model_on_the_cpu_warms_one_small_size():
+    plan = plan_speed(SpeedRequest(), [], memory.plan([]), "schnell", 1024)
+    assert plan.warm_sizes == ((64, 64),)
