@@ -41,15 +41,16 @@ OPTION_SETS: dict[str, dict[str, str]] = {
 }
 
 # FLUX.1-dev's transformer (black-forest-labs/FLUX.1-dev transformer/config.json) and VAE.
-FLUX_DEV_TRANSFORMER = dict(
-    patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
-    guidance_embeds=True, axes_dims_rope=(16, 56, 56))
-FLUX_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    layers_per_block=2, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
-    use_post_quant_conv=False, sample_size=1024)
+FLUX_DEV_TRANSFORMER = {
+    "patch_size": 1, "in_channels": 64, "num_layers": 19, "num_single_layers": 38,
+    "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 4096,
+    "pooled_projection_dim": 768, "guidance_embeds": True, "axes_dims_rope": (16, 56, 56)}
+FLUX_VAE = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 16,
+    "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "layers_per_block": 2, "scaling_factor": 0.3611, "shift_factor": 0.1159,
+    "use_quant_conv": False, "use_post_quant_conv": False, "sample_size": 1024}
 T5_TOKENS = 512
 
 
@@ -155,8 +156,12 @@ def build_random(scale: str, env: dict[str, str], warm: list[SizeSpec]) -> Bench
     test shape (`scale=tiny`, for a CPU smoke run); no text encoders (random embeddings of
     T5's 512 tokens instead). Speed options from `env` as the server would pick them."""
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline
-    from diffusers import FluxTransformer2DModel
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxPipeline,
+        FluxTransformer2DModel,
+    )
     from flux_server import memory, speed
     from flux_server.config import settings_from_env
     from flux_server.devices import detect_gpus

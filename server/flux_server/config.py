@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from flux_server.speed import (
@@ -43,7 +43,7 @@ class Settings:
     hf_token: str | None = None
     test_load_delay: float = 0.0  # FLUX_TEST_LOAD_DELAY: test hook, slows the loading phase
     test_generate_delay: float = 0.0  # FLUX_TEST_GENERATE_DELAY: test hook, slows generations
-    speed: SpeedRequest = SpeedRequest()  # FLUX_COMPILE, FLUX_FP8, ... (flux_server/speed.py)
+    speed: SpeedRequest = field(default_factory=SpeedRequest)  # FLUX_COMPILE, FLUX_FP8, ... (flux_server/speed.py)
 
     @property
     def tiny(self) -> bool:

@@ -18,8 +18,8 @@ Facts behind the choices (NOTES.md, diffusers and PyTorch documentation):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from flux_server.memory import FP8_MIN_CAPABILITY, GpuInfo, MemoryPlan, PlanError
 
@@ -145,8 +145,8 @@ def _fp8(request: SpeedRequest, gpus: Sequence[GpuInfo], memory: MemoryPlan,
         return False, "fp8 off: torchao not installed (pip install flux-server[quant])"
     if memory.strategy == "sequential-offload":
         return False, "fp8 off: sequential offload"
-    return True, "fp8 on: dynamic fp8 activations and weights (torchao) on compute capability " \
-                 f"{min(caps)}"
+    return True, ("fp8 on: dynamic fp8 activations and weights (torchao) on compute capability "
+                  f"{min(caps)}")
 
 
 def _fuse(request: SpeedRequest, memory: MemoryPlan, fp8: bool, gpus: Sequence[GpuInfo]

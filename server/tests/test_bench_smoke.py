@@ -12,7 +12,8 @@ BENCH = REPO_ROOT / "bench"
 
 
 def run(script: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], check=False,
+                          capture_output=True,
                           text=True, timeout=600, cwd=str(REPO_ROOT),
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
                                "HOME": str(REPO_ROOT)})

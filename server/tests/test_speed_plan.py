@@ -17,7 +17,10 @@ A10 = GpuInfo("NVIDIA A10", 24 * GB, (8, 6))
 AO = frozenset({"torchao"})
 
 
-def _plan(gpus, kind="dev", request=SpeedRequest(), quant="none", memory_mode="auto",
+AUTO = SpeedRequest()
+
+
+def _plan(gpus, kind="dev", request=AUTO, quant="none", memory_mode="auto",
           backends=frozenset({"torchao", "bitsandbytes"})):
     mem = memory.plan(gpus, memory_mode, quant, backends=backends)
     return plan_speed(request, gpus, mem, kind, 1024, backends)

@@ -18,7 +18,7 @@ WARM = ((64, 64), (80, 64))
 def test_warm_sizes_gate_ready_and_mark_cold_shapes(caplog):
     caplog.set_level(logging.INFO)
     settings = Settings(model="tiny", speed=SpeedRequest(fuse_qkv="on", warm_sizes=WARM))
-    app = create_app(settings, detect_gpus=lambda: [])
+    app = create_app(settings, detect_gpus=list)
     service = app.state.service
     seen = []
     warm = service.loader._warm_up
