@@ -173,6 +173,15 @@ def build_random(scale: str, env: dict[str, str], warm: list[SizeSpec]) -> Bench
     device = "cuda" if cuda else "cpu"
     if scale == "dev":
         transformer_config, vae_config = FLUX_DEV_TRANSFORMER, FLUX_VAE
+    elif scale == "deep":  # FLUX.1-dev's 19 + 38 blocks at the tiny widths: compile cost
+        from flux_server.tiny import build_tiny_pipeline
+
+        tiny = build_tiny_pipeline()
+        transformer_config = {k: v for k, v in tiny.transformer.config.items()
+                              if not k.startswith("_")}
+        transformer_config.update(num_layers=FLUX_DEV_TRANSFORMER["num_layers"],
+                                  num_single_layers=FLUX_DEV_TRANSFORMER["num_single_layers"])
+        vae_config = {k: v for k, v in tiny.vae.config.items() if not k.startswith("_")}
     else:
         from flux_server.tiny import build_tiny_pipeline
 

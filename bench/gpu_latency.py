@@ -184,8 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=os.environ.get("FLUX_MODEL",
                                                           "black-forest-labs/FLUX.1-schnell"))
-    parser.add_argument("--random-weights", choices=("dev", "tiny"),
-                        help="no weights: a random transformer of FLUX.1-dev's shape (dev)")
+    parser.add_argument("--random-weights", choices=("dev", "deep", "tiny"),
+                        help="no weights: a random transformer of FLUX.1-dev's shape (dev); "
+                             "its depth at tiny widths (deep: compile cost on a CPU); tiny")
     parser.add_argument("--preset", help="add the option set `preset`: this preset's keys")
     parser.add_argument("--sets", default="plain,auto", help=f"of {', '.join(OPTION_SETS)}")
     parser.add_argument("--sizes", help="WxH@steps,... (default: by model)")
@@ -206,7 +207,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown option set(s) {unknown}: choose from {', '.join(OPTION_SETS)}")
     if args.random_weights:
-        model = "FLUX.1-dev" if args.random_weights == "dev" else "the tiny test model"
+        model = {"dev": "FLUX.1-dev", "deep": "a model as deep as FLUX.1-dev (57 blocks) but "
+                 "tiny widths: compile cost only"}.get(args.random_weights, "the tiny test model")
         print(f"random weights ({args.random_weights} shape): no weights were loaded; latency "
               f"and memory are those of {model} (speed does not depend on the weights' values), "
               "the images are noise")
