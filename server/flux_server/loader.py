@@ -284,6 +284,12 @@ class PipelineLoader:
 
         apply_speed_plan(self.pipeline, self._plan_speed(plan, backends))
 
+    def _warm_runs(self) -> int:
+        """Runs per warm size: two when a step cache runs under torch.compile, whose second
+        call may take a path (cached steps) the first did not, and compile it."""
+        plan = self.speed_plan
+        return 2 if plan is not None and plan.compile != "off" and plan.cache != "off" else 1
+
     def _warm(self) -> None:
         """One short generation per warm size (compiling it where the plan compiles), with
         `warm_sizes_done/total` progress and a `warming i/n sizes` log line each."""
@@ -299,8 +305,9 @@ class PipelineLoader:
                  "on a GPU; PLAYBOOK.md#compile-slow-start)" if compiling else "")
         for index, size in enumerate(sizes, 1):
             started, graphs = time.monotonic(), graphs_compiled()
-            if self._warm_up is not None:
-                self._warm_up(self.pipeline, self.defaults, size)
+            for _ in range(self._warm_runs()):
+                if self._warm_up is not None:
+                    self._warm_up(self.pipeline, self.defaults, size)
             self.warm_sizes.add(size)
             self.state.set_progress(warm_sizes_done=index)
             log.info("warming %d/%d sizes: %s in %.1fs (%d graphs compiled)", index,

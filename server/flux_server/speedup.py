@@ -63,10 +63,13 @@ def apply_speed_plan(pipe: Any, plan: SpeedPlan) -> None:
     config = cache_config(plan)
     if config is not None:
         transformer.enable_cache(config)
+    # The step caches' hooks are torch.compiler.disable'd (a graph break by design): with a
+    # cache on, compile with graph breaks allowed, else insist on one graph per region.
+    fullgraph = config is None
     if plan.compile == "regional":
-        transformer.compile_repeated_blocks(fullgraph=True)
+        transformer.compile_repeated_blocks(fullgraph=fullgraph)
     elif plan.compile == "full":
-        transformer.compile(fullgraph=True)
+        transformer.compile(fullgraph=fullgraph)
 
 
 def graphs_compiled() -> int:

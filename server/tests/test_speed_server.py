@@ -114,3 +114,15 @@ def test_fp8_forced_on_an_a100_fails_before_any_download():
     assert snap["error"]["type"] == "PlanError"
     assert "compute capability >= 8.9" in snap["error"]["message"]
     assert "FLUX_FP8=auto or off" in snap["error"]["hint"]
+
+
+def test_each_size_is_warmed_twice_only_when_a_cache_runs_under_compile():
+    from flux_server.loader import PipelineLoader
+    from flux_server.speed import SpeedPlan
+    from flux_server.state import LoadState
+
+    loader = PipelineLoader(Settings(model="tiny"), LoadState("tiny", True))
+    for plan, runs in ((SpeedPlan(compile="regional", cache="first-block"), 2),
+                       (SpeedPlan(compile="regional"), 1), (SpeedPlan(cache="taylorseer"), 1)):
+        loader.speed_plan = plan
+        assert loader._warm_runs() == runs
