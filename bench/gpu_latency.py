@@ -1,118 +1,225 @@
-"""Latency of FLUX generations on this machine's GPU: P0/P50/P90/P95/P99/P100.
+"""Latency of FLUX generations per option set and size: P0/P50/P90/P95/P99/P100, cold start to
+ready (download excluded and included), peak GPU memory, images/s under concurrent clients.
 
-Loads the model with the server's own loader (same memory plan, FLUX_* variables apply) and
-times the same generation call the server makes, synchronising CUDA around each run.
-Or, with --url, times POST /generate against a running server end to end.
+Each option set (bench/flux_bench.py OPTION_SETS, or `preset` for a preset's own speed keys)
+runs in its own process, so compile caches, peak memory and cold start are its own.
 
-    python bench/gpu_latency.py --model black-forest-labs/FLUX.1-schnell --size 1024x1024 \
-        --steps 4 --runs 20
-    python bench/gpu_latency.py --url http://127.0.0.1:8000 --size 1024x1024 --steps 4
+    python bench/gpu_latency.py --model black-forest-labs/FLUX.1-dev --sets plain,auto
+    python bench/gpu_latency.py --random-weights dev --sets plain,regional,regional+fp8
+    python bench/gpu_latency.py --preset lambda-h100 --random-weights dev
+    python bench/gpu_latency.py --model tiny --sets plain,fuse --runs 3   # CPU smoke run
+    python bench/gpu_latency.py --url http://127.0.0.1:8000 --sizes 1024x1024@4
 
-Prints figures only (never asserts). Published anchors (NOTES): schnell 4 steps 1024^2 on
-H100 about 1.5 s bf16; dev 28 steps about 6.7 s bf16.
+Without weights (`--random-weights dev`): a random-weight FluxTransformer2DModel of
+FLUX.1-dev's real shape and FLUX's VAE, with random T5-length prompt embeddings in place of
+the text encoders; speed does not depend on the weights' values (the output says so).
+Prints figures only (never asserts). Anchors (NOTES.md, H100, 1024²): schnell 4 steps about
+1.5 s bf16, 0.7 s tuned; dev 28 steps 6.7 s bf16. Goals: schnell <= 0.6 s, dev <= 2.5 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-PERCENTILES = (0, 50, 90, 95, 99, 100)
+from flux_bench import (
+    OPTION_SETS,
+    PERCENTILES,
+    ROOT,
+    SizeSpec,
+    default_size_specs,
+    make_bench,
+    parse_size_specs,
+    percentiles,
+    sync,
+)
 
-
-def percentiles(samples: list[float], points=PERCENTILES) -> dict[int, float]:
-    """Linear-interpolation percentiles (P0 = min, P100 = max)."""
-    ordered = sorted(samples)
-    result = {}
-    for p in points:
-        rank = (len(ordered) - 1) * p / 100
-        low = int(rank)
-        high = min(low + 1, len(ordered) - 1)
-        result[p] = ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-    return result
+__all__ = ["format_percentiles", "percentiles"]
 
 
 def format_percentiles(samples: list[float]) -> str:
     return "  ".join(f"P{p}={v:.3f}s" for p, v in percentiles(samples).items())
 
 
-def _in_process(args, width: int, height: int) -> list[float]:
-    import torch
-    from flux_server.config import settings_from_env
-    from flux_server.engine import GenerationParams, generate
-    from flux_server.loader import PipelineLoader
-    from flux_server.state import LoadState
+def _kind_of(args) -> str:
+    if args.random_weights:
+        return "dev" if args.random_weights == "dev" else "tiny"
+    name = args.model.lower()
+    return "tiny" if name == "tiny" else "dev" if "dev" in name else "schnell"
 
-    os.environ["FLUX_MODEL"] = args.model
-    settings = settings_from_env()
-    loader = PipelineLoader(settings, LoadState(settings.model, settings.tiny))
+
+def _set_env(args, name: str) -> dict[str, str]:
+    if name == "preset":
+        sys.path.insert(0, str(ROOT))
+        from intelligensi_deploy.presets import load_preset
+
+        env = load_preset(args.preset).server.container_env()
+        args.model = env.pop("FLUX_MODEL", args.model)
+        return env
+    return dict(OPTION_SETS[name])
+
+
+def _concurrent_images_per_s(bench, spec: SizeSpec, clients: int, per_client: int) -> float:
+    """Clients submit through the server's own one-at-a-time JobQueue (no HTTP)."""
+    from flux_server.jobs import JobQueue
+
+    queue = JobQueue(max_waiting=clients * per_client)
+    done: list[int] = []
+
+    def client(index: int) -> None:
+        for i in range(per_client):
+            job = queue.submit(lambda _job, s=index * 100 + i: (bench.run(spec, s), sync()))
+            job.future.result()
+            done.append(1)
+
     started = time.perf_counter()
-    loader.run()
-    if loader.state.state != "ready":
-        sys.exit(f"load failed: {loader.state.snapshot()['error']}")
-    print(f"loaded {settings.model} in {time.perf_counter() - started:.1f}s with "
-          f"{loader.plan.describe()}; GPUs: {[g.name for g in loader.gpus] or 'none (CPU)'}")
-    loader.pipeline.set_progress_bar_config(disable=True)
-    cuda = torch.cuda.is_available()
-    guidance = args.guidance if args.guidance is not None else loader.defaults.guidance_scale
-    samples = []
-    for index in range(args.warmup + args.runs):
-        params = GenerationParams(args.prompt, width, height, args.steps, guidance, index)
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        generate(loader.pipeline, params)
-        if cuda:
-            torch.cuda.synchronize()
-        if index >= args.warmup:
-            samples.append(time.perf_counter() - t0)
-    if cuda:
-        print(f"peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
-    return samples
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    queue.close()
+    return len(done) / elapsed
 
 
-def _over_http(args, width: int, height: int) -> list[float]:
-    import httpx
+def worker(args) -> None:
+    """One option set in this process: print one JSON line of results."""
+    import torch
 
-    body = {"prompt": args.prompt, "width": width, "height": height,
-            "num_inference_steps": args.steps}
-    if args.guidance is not None:
-        body["guidance_scale"] = args.guidance
-    samples = []
-    with httpx.Client(base_url=args.url, timeout=600) as client:
+    specs = parse_size_specs(args.sizes) if args.sizes else default_size_specs(_kind_of(args))
+    env = _set_env(args, args.one_set)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    bench = make_bench(args, env, specs)
+    load_peak = torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    rows = []
+    for spec in specs:
+        samples = []
         for index in range(args.warmup + args.runs):
+            sync()
             t0 = time.perf_counter()
-            response = client.post("/generate", json={**body, "seed": index})
-            response.raise_for_status()
+            bench.run(spec, index)
+            sync()
             if index >= args.warmup:
                 samples.append(time.perf_counter() - t0)
-    return samples
+        rows.append({"size": spec.label, "samples": samples})
+    throughput = _concurrent_images_per_s(bench, specs[0], args.clients, args.per_client)
+    peak = torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None
+    print("RESULT " + json.dumps({
+        "set": args.one_set, "label": bench.label, "speed": bench.speed,
+        "startup": bench.startup, "rows": rows, "images_per_s": throughput,
+        "concurrency_size": specs[0].label, "peak_gpu_gb": peak, "load_peak_gpu_gb": load_peak,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"}))
+
+
+def _run_set(args, name: str) -> dict | None:
+    argv = [sys.executable, __file__, "--one-set", name, "--model", args.model,
+            "--runs", str(args.runs), "--warmup", str(args.warmup), "--clients",
+            str(args.clients), "--per-client", str(args.per_client)]
+    for flag, value in (("--sizes", args.sizes), ("--random-weights", args.random_weights),
+                        ("--preset", args.preset)):
+        if value:
+            argv += [flag, value]
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=args.set_timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    print(f"[{name}] failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return None
+
+
+def _print(result: dict, plain_p50: dict[str, float]) -> None:
+    s = result["startup"]
+    print(f"\n== {result['set']}: {result['label']} on {result['device']}")
+    print(f"   speed: {json.dumps({k: v for k, v in result['speed'].items() if k != 'reasons'})}")
+    print(f"   cold start to ready: {s['ready_without_download_s']:.1f}s without download, "
+          f"{s['ready_s']:.1f}s with it (warming/compile {s['warming_s']:.1f}s)")
+    header = "   size            " + "".join(f"{'P' + str(p):>9}" for p in PERCENTILES)
+    print(header + "     mean  vs plain P50")
+    for row in result["rows"]:
+        pct = percentiles(row["samples"])
+        ratio = plain_p50.get(row["size"])
+        p50 = pct[50]
+        versus = f"{ratio / p50:10.2f}x" if ratio else "         -"
+        print(f"   {row['size']:<16}" + "".join(f"{pct[p]:8.3f}s" for p in PERCENTILES)
+              + f" {statistics.mean(row['samples']):7.3f}s {versus}")
+    peak, load_peak = result["peak_gpu_gb"], result["load_peak_gpu_gb"]
+    memory = (f"{peak:.1f} GB generating, {load_peak:.1f} GB loading" if peak is not None
+              else "- (CPU)")
+    print(f"   peak GPU memory: {memory}; "
+          f"{result['images_per_s']:.2f} images/s with concurrent clients at "
+          f"{result['concurrency_size']}")
+
+
+def _over_http(args) -> None:
+    import httpx
+
+    specs = parse_size_specs(args.sizes or "1024x1024@4")
+    with httpx.Client(base_url=args.url, timeout=600) as client:
+        for spec in specs:
+            body = {"prompt": "a lighthouse at dusk", "width": spec.width,
+                    "height": spec.height, "num_inference_steps": spec.steps}
+            samples = []
+            for index in range(args.warmup + args.runs):
+                t0 = time.perf_counter()
+                client.post("/generate", json={**body, "seed": index}).raise_for_status()
+                if index >= args.warmup:
+                    samples.append(time.perf_counter() - t0)
+            print(f"{args.url} {spec.label}: {format_percentiles(samples)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=os.environ.get("FLUX_MODEL",
                                                           "black-forest-labs/FLUX.1-schnell"))
-    parser.add_argument("--url", help="time a running server instead of loading in-process")
-    parser.add_argument("--size", default="1024x1024")
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--guidance", type=float, default=None)
+    parser.add_argument("--random-weights", choices=("dev", "deep", "tiny"),
+                        help="no weights: a random transformer of FLUX.1-dev's shape (dev); "
+                             "its depth at tiny widths (deep: compile cost on a CPU); tiny")
+    parser.add_argument("--preset", help="add the option set `preset`: this preset's keys")
+    parser.add_argument("--sets", default="plain,auto", help=f"of {', '.join(OPTION_SETS)}")
+    parser.add_argument("--sizes", help="WxH@steps,... (default: by model)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--prompt", default="a photograph of a lighthouse at dusk")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--per-client", type=int, default=3)
+    parser.add_argument("--set-timeout", type=float, default=3600)
+    parser.add_argument("--url", help="time a running server instead")
+    parser.add_argument("--one-set", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    samples = (_over_http if args.url else _in_process)(args, width, height)
-    where = args.url or args.model
-    print(f"{where} {width}x{height} steps={args.steps} runs={len(samples)}")
-    print(format_percentiles(samples))
-    print(f"mean={statistics.mean(samples):.3f}s  images/s={1 / statistics.mean(samples):.2f}")
+    if args.url:
+        return _over_http(args)
+    if args.one_set:
+        return worker(args)
+    names = [n for n in args.sets.split(",") if n] + (["preset"] if args.preset else [])
+    unknown = [n for n in names if n not in OPTION_SETS and n != "preset"]
+    if unknown:
+        sys.exit(f"unknown option set(s) {unknown}: choose from {', '.join(OPTION_SETS)}")
+    if args.random_weights:
+        model = {"dev": "FLUX.1-dev", "deep": "a model as deep as FLUX.1-dev (57 blocks) but "
+                 "tiny widths: compile cost only"}.get(args.random_weights, "the tiny test model")
+        print(f"random weights ({args.random_weights} shape): no weights were loaded; latency "
+              f"and memory are those of {model} (speed does not depend on the weights' values), "
+              "the images are noise")
+    plain_p50: dict[str, float] = {}
+    for name in names:
+        result = _run_set(args, name)
+        if result is None:
+            continue
+        if name == "plain":
+            plain_p50 = {r["size"]: percentiles(r["samples"])[50] for r in result["rows"]}
+        _print(result, plain_p50)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ class ReadyStatus:
             text += f" {_gb(p.get('bytes_done', 0))}/{_gb(p['bytes_total'])} GB"
         elif self.state == "loading" and p.get("components_total"):
             text += f" component {p.get('components_done', 0)}/{p['components_total']}"
+        elif self.state == "warming" and p.get("warm_sizes_total"):
+            text += f" {p.get('warm_sizes_done', 0)}/{p['warm_sizes_total']} sizes"
         if self.failed and self.error:
             text += f": {self.error.get('type', '')}: {self.error.get('message', '')}"
         return text

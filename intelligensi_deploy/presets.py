@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
 from intelligensi_deploy.scale import ScaleSection, check_scale
+from intelligensi_deploy.preset_speed import SpeedSettings
 
 GATED_MODELS = frozenset({"black-forest-labs/FLUX.1-dev"})
 SECRET_ENV_NAMES = frozenset(
@@ -90,6 +91,7 @@ class ServerSettings(_Strict):
     dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
     device_map: str | None = None
     queue_size: int = Field(16, ge=1, le=1024)
+    speed: SpeedSettings = SpeedSettings()  # preset_speed.py
 
     def container_env(self) -> dict[str, str]:
         env = {
@@ -101,6 +103,7 @@ class ServerSettings(_Strict):
         }
         if self.device_map:
             env["FLUX_DEVICE_MAP"] = self.device_map
+        env.update(self.speed.container_env())
         return env
 
 
@@ -154,6 +157,8 @@ class Preset(_Strict):
         if self.provider == "local" and self.exposure == "public":
             raise ValueError("provider 'local' publishes on 127.0.0.1 only: use exposure: tunnel")
         if self.lambda_ is not None:
+            facts = self.lambda_.gpu_facts()
+            self.server.speed.check_gpu(self.lambda_.instance_type, facts[1] if facts else None)
             _check_fits_gpu(self.lambda_, self.server)
         check_scale(self)
         return self

@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, Severity, make_finding
+from intelligensi_deploy.doctor.loading import last_state, loading_finding, server_state
 from intelligensi_deploy.redact import redact
+
+__all__ = ["clean_lines", "diagnose", "has_errors", "parse_log", "server_state"]
 
 MAX_EVIDENCE_CHARS = 400
 
@@ -79,6 +82,15 @@ RULES: tuple[Rule, ...] = (
     _rule("hf-unreachable", r"Cannot find an appropriate cached snapshot folder|Cannot find the "
           r"requested files in the disk cache|the model is not fully cached locally"),
     _rule("hf-unreachable", r"trying to locate the files? on the Hub"),
+    # speed options (server/flux_server/speed.py, torchao, torch)
+    _rule("fp8-unsupported", r"FLUX_(?:FP8=on|QUANT=fp8) needs compute capability >= 8\.9|"
+          r"speed\.fp8 on needs compute capability|Float8 dynamic (?:activation )?quantization "
+          r"(?:is only supported on|requires) CUDA|_scaled_mm is only supported on CUDA devices "
+          r"with compute capability"),
+    _rule("recompile-storm", r"torch\._dynamo hit config\.(?:accumulated_)?(?:recompile|cache_size)"
+          r"_limit|\brecompile storm: \d+ graphs compiled since ready"),
+    _rule("compile-slow-start", r"\bwarming \d+ sizes: .*\(compile=(?:regional|full)|"
+          r"\bwarming \d+/\d+ sizes: \S+ in [\d.]+s \([1-9]\d* graphs compiled\)"),
     # diffusers
     _rule("device-map-auto", r"\bauto not supported\. Supported strategies are"),
     # GPU memory (the server's own fallback to a lighter strategy is not a failure)
@@ -307,54 +319,6 @@ def _hub_warning_findings(lines: list[str]) -> tuple[list[Finding], set[int]]:
     return findings, used
 
 
-# --------------------------------------------------------------------------- loading state
-
-# The server's own lines (server/flux_server/loader.py) and `state=NAME` transitions.
-_STATE_LINES: tuple[tuple[re.Pattern[str], str | None], ...] = (
-    (re.compile(r"\bstate\b\"?\s*[=:]\s*\"?(starting|downloading|loading|warming|ready|failed)\b"),
-     None),
-    (re.compile(r"\bmodel load failed:|\bconfiguration error: type="), "failed"),
-    (re.compile(r"\bmodel ready:"), "ready"),
-    (re.compile(r"\bdownloading model="), "downloading"),
-    (re.compile(r"\bloading model=|\bmemory plan: "), "loading"),
-)
-_LOADING_STATES = ("starting", "downloading", "loading", "warming")
-# Download and load bars only (a generation's step bar has no description).
-_PROGRESS_BAR = re.compile(r"(?:Fetching|Downloading|Loading)[^%|]*:\s*(\d{1,3})%\|")
-
-
-def server_state(line: str) -> str | None:
-    """The load state a server log line announces, if any."""
-    for pattern, state in _STATE_LINES:
-        m = pattern.search(line)
-        if m:
-            return state or m.group(1)
-    return None
-
-
-def _last_state(plain: list[tuple[int, str]]) -> tuple[str, str] | None:
-    for _, line in reversed(plain):
-        state = server_state(line)
-        if state:
-            return state, line.strip()
-    return None
-
-
-def _loading_finding(plain: list[tuple[int, str]]) -> Finding | None:
-    """still-loading when the last state the server logged is a loading one (or, without state
-    lines, when the log ends on an unfinished progress bar)."""
-    last = _last_state(plain)
-    if last:
-        state, line = last
-        return make_finding("still-loading", [line]) if state in _LOADING_STATES else None
-    if plain:
-        line = plain[-1][1]
-        bar = _PROGRESS_BAR.search(line)
-        if bar and int(bar.group(1)) < 100:
-            return make_finding("still-loading", [line.strip()])
-    return None
-
-
 # --------------------------------------------------------------------------- diagnose
 
 
@@ -382,13 +346,15 @@ def diagnose(text: str, *, secrets: Iterable[str] = ()) -> list[Finding]:
 
     findings = _merge_by_id([f for _, f in sorted(ordered, key=lambda item: item[0])])
     has_error = any(f.severity == "error" for f in findings)
-    last = _last_state(plain)
+    last = last_state(plain)
+    if last and last[0] == "ready":  # compiling at start-up is news only until ready
+        findings = [f for f in findings if f.id != "compile-slow-start"]
     if last and last[0] == "failed" and not has_error:
         findings.append(make_finding("container-crash", [last[1]],
                                      title="The server reported that loading failed"))
         has_error = True
     if not has_error:
-        loading = _loading_finding(plain)
+        loading = loading_finding(plain)
         if loading:
             findings.append(loading)
     findings.sort(key=lambda f: SEVERITY_RANK[f.severity])

@@ -115,6 +115,23 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "preset.",
     ),
     FindingKind(
+        "fp8-unsupported", "error", "fp8 was forced on a GPU without fp8 support (compute "
+        "capability below 8.9)",
+        "Set `speed.fp8: auto` (or off) in the preset, or FLUX_FP8=auto / FLUX_QUANT=none; fp8 "
+        "needs an L4, L40S, H100 or H200. Then `fluxdeploy up` again.",
+    ),
+    FindingKind(
+        "recompile-storm", "warning", "torch.compile keeps recompiling for new request shapes",
+        "Add the sizes clients send to `speed.warm_sizes` (FLUX_WARM_SIZES), or set "
+        "`speed.compile: off`; read the shapes in `fluxdeploy logs` (cold_shape=true lines).",
+    ),
+    FindingKind(
+        "compile-slow-start", "info", "The server compiles the transformer while warming up "
+        "(torch.compile): start-up takes minutes",
+        "Expected: wait for /ready (watch `fluxdeploy status`: warming i/n sizes). To start "
+        "faster, warm fewer sizes or set `speed.compile: off`.",
+    ),
+    FindingKind(
         "still-loading", "warning", "The model is still downloading or loading",
         "Do not redeploy: a restart starts the download over. Wait and watch `fluxdeploy status`.",
     ),

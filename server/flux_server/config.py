@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
+
+from flux_server.speed import (
+    CACHE_CHOICES,
+    COMPILE_CHOICES,
+    SWITCH_CHOICES,
+    SpeedRequest,
+    parse_sizes,
+)
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
 MEMORY_CHOICES = ("auto", "gpu", "balanced", "model-offload", "sequential-offload", "cpu")
@@ -38,6 +46,7 @@ class Settings:
     require_gpu: bool = False  # FLUX_REQUIRE_GPU: fail (not fall back to CPU) without a GPU
     test_load_delay: float = 0.0  # FLUX_TEST_LOAD_DELAY: test hook, slows the loading phase
     test_generate_delay: float = 0.0  # FLUX_TEST_GENERATE_DELAY: test hook, slows generations
+    speed: SpeedRequest = field(default_factory=SpeedRequest)  # FLUX_COMPILE, FLUX_FP8, ... (flux_server/speed.py)
 
     @property
     def tiny(self) -> bool:
@@ -45,8 +54,9 @@ class Settings:
 
     def public(self) -> dict:
         """The settings safe to show (the token only as set / not set)."""
-        data = {k: v for k, v in self.__dict__.items() if k != "hf_token"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("hf_token", "speed")}
         data["hf_token_set"] = self.hf_token is not None
+        data["speed"] = speed_public(self.speed)
         return data
 
 
@@ -88,6 +98,38 @@ def _number(env: Mapping[str, str], name: str, kind: type, default, minimum):
     return value
 
 
+def speed_public(request: SpeedRequest) -> dict:
+    """The speed options as asked for (before `auto` is resolved), JSON-ready."""
+    data = dict(request.__dict__)
+    if request.warm_sizes is not None:
+        data["warm_sizes"] = [f"{w}x{h}" for w, h in request.warm_sizes]
+    return data
+
+
+def speed_from_env(env: Mapping[str, str], max_side: int) -> SpeedRequest:
+    """FLUX_COMPILE, FLUX_FP8, FLUX_FUSE_QKV, FLUX_STEP_CACHE, FLUX_CACHE_THRESHOLD and
+    FLUX_WARM_SIZES; SettingsError naming the variable on a bad value."""
+    threshold = env.get("FLUX_CACHE_THRESHOLD", "").strip()
+    warm = env.get("FLUX_WARM_SIZES")
+    try:
+        sizes = parse_sizes(warm, max_side) if warm is not None and warm.strip() else None
+    except ValueError as exc:
+        raise SettingsError(f"FLUX_WARM_SIZES={warm!r}: {exc}") from None
+    value = None
+    if threshold:
+        value = _number(env, "FLUX_CACHE_THRESHOLD", float, None, 0.0)
+        if value > 1.0:
+            raise SettingsError(f"FLUX_CACHE_THRESHOLD={threshold!r} must be between 0 and 1")
+    return SpeedRequest(
+        compile=_choice(env, "FLUX_COMPILE", COMPILE_CHOICES, "auto"),
+        fp8=_choice(env, "FLUX_FP8", SWITCH_CHOICES, "auto"),
+        fuse_qkv=_choice(env, "FLUX_FUSE_QKV", SWITCH_CHOICES, "auto"),
+        cache=_choice(env, "FLUX_STEP_CACHE", CACHE_CHOICES, "auto"),
+        cache_threshold=value,
+        warm_sizes=sizes,
+    )
+
+
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment; raise SettingsError naming the variable on a bad value."""
     env = os.environ if env is None else env
@@ -113,4 +155,5 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         require_gpu=_flag(env, "FLUX_REQUIRE_GPU"),
         test_load_delay=_number(env, "FLUX_TEST_LOAD_DELAY", float, 0.0, 0.0),
         test_generate_delay=_number(env, "FLUX_TEST_GENERATE_DELAY", float, 0.0, 0.0),
+        speed=speed_from_env(env, max_side),
     )

@@ -1,7 +1,8 @@
 """Load the pipeline in a background thread, moving the LoadState along its phases.
 
-starting (plan) -> downloading (hub ids only) -> loading (from_pretrained, placement) ->
-warming (one small generation) -> ready. A CUDA out-of-memory error while loading or
+starting (plan) -> downloading (hub ids only) -> loading (from_pretrained, placement, speed
+options) -> warming (one short generation per warm size, compiling where the speed plan
+compiles) -> ready. A CUDA out-of-memory error while loading or
 warming falls back to the next more frugal plan (memory.fallback); any other error, or the
 end of the chain, ends in `failed` with a reason (failures.explain).
 """
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from flux_server import gpu_check, memory
+from flux_server import gpu_check, memory, speed
 from flux_server.config import Settings
 from flux_server.defaults import ModelDefaults, model_defaults
 from flux_server.failures import explain
@@ -139,7 +140,8 @@ class PipelineLoader:
 
     def __init__(self, settings: Settings, state: LoadState,
                  detect_gpus: Callable[[], list | gpu_check.CudaProbe] | None = None,
-                 warm_up: Callable[[Any, ModelDefaults], None] | None = None) -> None:
+                 warm_up: Callable[[Any, ModelDefaults, speed.Size], None] | None = None
+                 ) -> None:
         self.settings = settings
         self.state = state
         self._detect_gpus = detect_gpus
@@ -147,6 +149,8 @@ class PipelineLoader:
         self.pipeline: Any = None
         self.plan: memory.MemoryPlan | None = None
         self.plans_tried: list[dict] = []
+        self.speed_plan: speed.SpeedPlan | None = None
+        self.warm_sizes: set[speed.Size] = set()  # sizes run at least once since load
         self.gpus: list[memory.GpuInfo] = []
         self.cuda: gpu_check.CudaProbe | None = None
         self.defaults = model_defaults(settings.model, settings.tiny)
@@ -181,6 +185,7 @@ class PipelineLoader:
         backends = memory.installed_backends()
         plan = memory.plan(self.gpus, settings.memory, settings.quant, settings.dtype,
                            settings.device_map, backends)
+        self._plan_speed(plan, backends)  # a bad speed option fails before any download
         path = self._fetch()
         if settings.test_load_delay:
             time.sleep(settings.test_load_delay)
@@ -190,6 +195,7 @@ class PipelineLoader:
             log.info("memory plan: %s (%s)", plan.describe(), "; ".join(plan.reasons))
             try:
                 self._load(path, plan)
+                self._speed_up(plan, backends)
                 self.state.advance("warming")
                 self._warm()
                 self.plans_tried[-1]["outcome"] = "ok"
@@ -285,6 +291,44 @@ class PipelineLoader:
                                        getattr(guidance, "guidance_embeds", None))
         self.pipeline = pipe
 
+    def _plan_speed(self, plan: memory.MemoryPlan, backends: frozenset[str]
+                    ) -> speed.SpeedPlan:
+        self.speed_plan = speed.plan_speed(self.settings.speed, self.gpus, plan,
+                                           self.defaults.kind, self.defaults.size, backends)
+        return self.speed_plan
+
+    def _speed_up(self, plan: memory.MemoryPlan, backends: frozenset[str]) -> None:
+        """Plan again with the model kind now known, and apply it to the loaded pipeline."""
+        from flux_server.speedup import apply_speed_plan
+
+        apply_speed_plan(self.pipeline, self._plan_speed(plan, backends))
+
+    def _warm_runs(self) -> int:
+        """Runs per warm size: two when a step cache runs under torch.compile, whose second
+        call may take a path (cached steps) the first did not, and compile it."""
+        plan = self.speed_plan
+        return 2 if plan is not None and plan.compile != "off" and plan.cache != "off" else 1
+
     def _warm(self) -> None:
-        if self._warm_up is not None:
-            self._warm_up(self.pipeline, self.defaults)
+        """One short generation per warm size (compiling it where the plan compiles), with
+        `warm_sizes_done/total` progress and a `warming i/n sizes` log line each."""
+        from flux_server.speedup import graphs_compiled
+
+        sizes = self.speed_plan.warm_sizes if self.speed_plan else ()
+        self.warm_sizes = set()
+        self.state.set_progress(warm_sizes_done=0, warm_sizes_total=len(sizes))
+        compiling = self.speed_plan is not None and self.speed_plan.compile != "off"
+        log.info("warming %d sizes: %s%s", len(sizes),
+                 ",".join(speed.format_size(s) for s in sizes),
+                 f" (compile={self.speed_plan.compile}: each new size compiles first, minutes "
+                 "on a GPU; PLAYBOOK.md#compile-slow-start)" if compiling else "")
+        for index, size in enumerate(sizes, 1):
+            started, graphs = time.monotonic(), graphs_compiled()
+            for _ in range(self._warm_runs()):
+                if self._warm_up is not None:
+                    self._warm_up(self.pipeline, self.defaults, size)
+            self.warm_sizes.add(size)
+            self.state.set_progress(warm_sizes_done=index)
+            log.info("warming %d/%d sizes: %s in %.1fs (%d graphs compiled)", index,
+                     len(sizes), speed.format_size(size), time.monotonic() - started,
+                     graphs_compiled() - graphs)

@@ -29,6 +29,18 @@ def adapter_name_for(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", base)[:64] or "lora"
 
 
+def unfuse_for_lora(pipe: Any) -> bool:
+    """Undo fused QKV projections (speed option) before a LoRA is loaded: adapters target
+    to_q/to_k/to_v, which a fused attention no longer calls. True when it unfused."""
+    transformer = getattr(pipe, "transformer", None)
+    if transformer is None or not any(getattr(m, "fused_projections", False)
+                                      for m in transformer.modules()):
+        return False
+    transformer.unfuse_qkv_projections()
+    log.info("fused QKV projections undone: LoRA adapters apply to to_q/to_k/to_v")
+    return True
+
+
 class LoraManager:
     """Which adapters are active, with their sources and weights."""
 
@@ -51,6 +63,7 @@ class LoraManager:
             kwargs["weight_name"] = weight_name
         if token and not looks_local(source):
             kwargs["token"] = token
+        unfuse_for_lora(pipe)
         try:
             pipe.load_lora_weights(os.path.expanduser(source), **kwargs)
         except Exception as exc:

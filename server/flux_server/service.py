@@ -33,6 +33,8 @@ from flux_server.metrics import Metrics
 from flux_server.redact import redact
 from flux_server.reqlog import request_fields, request_id_of
 from flux_server.schemas import check_limits
+from flux_server.speed import format_size
+from flux_server.speedup import RECOMPILE_STORM_AFTER, graphs_compiled
 from flux_server.state import LoadState
 
 log = logging.getLogger("flux_server.service")
@@ -62,14 +64,17 @@ class HTTPProblem(Exception):
         self.body = {"error": {"type": type_, "message": message, "hint": hint}, **(extra or {})}
 
 
-def _warm_up(settings: Settings) -> Callable[[Any, Any], None]:
-    def warm(pipe, defaults) -> None:
+WARM_UP_STEPS = 2  # the second step is the first a step cache may skip
+
+
+def _warm_up(settings: Settings) -> Callable[[Any, Any, tuple[int, int]], None]:
+    def warm(pipe, defaults, size: tuple[int, int]) -> None:
         from flux_server.engine import generate
 
         pipe.set_progress_bar_config(disable=True)
-        # 256 px for real FLUX; the tiny pipeline's own 64 px default
-        side = min(defaults.size, max(64, 32 * int(getattr(pipe, "vae_scale_factor", 8))))
-        generate(pipe, GenerationParams("warm up", side, side, 1, defaults.guidance_scale, 0))
+        steps = min(WARM_UP_STEPS, defaults.steps)
+        generate(pipe, GenerationParams("warm up", size[0], size[1], steps,
+                                        defaults.guidance_scale, 0))
     return warm
 
 
@@ -86,6 +91,7 @@ class FluxService:
         self.lora = LoraManager()
         self.config_error = config_error
         self.shutting_down = False
+        self.compiled_since_ready = 0
 
     def begin_shutdown(self) -> None:
         """Mark the server as shutting down (safe in a signal handler: one assignment).
@@ -160,12 +166,15 @@ class FluxService:
         pipe = self.require_ready()
         arrived = time.monotonic()
         fields = {} if fields is None else fields
+        size = (params.width, params.height)
+        fields["cold_shape"] = "false" if size in self.loader.warm_sizes else "true"
         test_delay = self.settings.test_generate_delay
 
         def work(job: Job) -> list[bytes]:
             from flux_server.engine import generate
 
             out_of_memory = None
+            graphs = graphs_compiled()
             try:
                 images = generate(pipe, params, lambda: job.cancelled, test_delay, job.progress)
             except GenerationCancelled as exc:
@@ -175,6 +184,8 @@ class FluxService:
                 if not is_out_of_memory(exc):
                     raise
                 out_of_memory = str(exc)
+            finally:
+                self._note_compiles(graphs_compiled() - graphs, size, fields)
             if out_of_memory is not None:  # outside the except: the tensors can be freed
                 free_memory()
                 raise GenerationOutOfMemory(out_of_memory)
@@ -257,6 +268,19 @@ class FluxService:
                  "stopped_after_step=%s/%s", request_id, _label(reason), job.cancelled_at_step,
                  exc.steps, exc.steps_done, exc.steps)
 
+    def _note_compiles(self, graphs: int, size: tuple[int, int], fields: dict) -> None:
+        """Log graphs torch.compile built during a request; warn of a recompile storm."""
+        self.loader.warm_sizes.add(size)
+        if graphs <= 0:
+            return
+        fields["compiled_graphs"] = graphs
+        self.compiled_since_ready += graphs
+        log.info("compiled %d graphs for %dx%d (a cold shape)", graphs, *size)
+        if self.compiled_since_ready >= RECOMPILE_STORM_AFTER:
+            log.warning("recompile storm: %d graphs compiled since ready, last for %dx%d; add "
+                        "the sizes clients use to FLUX_WARM_SIZES (PLAYBOOK.md#recompile-storm)",
+                        self.compiled_since_ready, *size)
+
     def model_status(self) -> dict:
         loader, snapshot = self.loader, self.state.snapshot()
         status = {
@@ -275,6 +299,7 @@ class FluxService:
             "plans_tried": loader.plans_tried,
             "fallback_used": len(loader.plans_tried) > 1,
             "attention_slicing": "not used: a no-op for FLUX pipelines",
+            "speed": _speed_status(loader),
             "gpus": [g._asdict() for g in loader.gpus],
             "cuda": describe_cuda(loader.cuda) if loader.cuda else None,
             "gpu_memory": _gpu_memory(),
@@ -312,6 +337,14 @@ def _steps_of(job: Job | None) -> dict | None:
     if job is None:
         return None
     return {"done": job.steps_done, "total": job.steps_total}
+
+
+def _speed_status(loader: PipelineLoader) -> dict | None:
+    if loader.speed_plan is None:
+        return None
+    return {**loader.speed_plan.as_dict(),
+            "sizes_run": sorted(format_size(s) for s in loader.warm_sizes),
+            "graphs_compiled": graphs_compiled()}
 
 
 def _was_cancelled(waiter: asyncio.Future) -> bool:

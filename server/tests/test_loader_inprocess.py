@@ -24,11 +24,12 @@ def _loader(settings: Settings, gpus=(), warm=None) -> PipelineLoader:
 
 def test_local_pipeline_loads_through_from_pretrained_with_progress(tiny_dir):
     warmed = []
-    loader = _loader(Settings(model=str(tiny_dir)), warm=lambda pipe, d: warmed.append(d))
+    loader = _loader(Settings(model=str(tiny_dir)), warm=lambda pipe, d, size: warmed.append(d))
     loader.run()
     snap = loader.state.snapshot()
     assert snap["state"] == "ready", snap
-    assert snap["progress"] == {"components_done": 7, "components_total": 7}
+    assert snap["progress"] == {"components_done": 7, "components_total": 7,
+                                "warm_sizes_done": 1, "warm_sizes_total": 1}
     assert type(loader.pipeline).__name__ == "FluxPipeline"
     assert warmed and warmed[0].kind == "schnell"  # no guidance embeddings
     assert count_components(str(tiny_dir)) == 7
@@ -60,6 +61,7 @@ def test_out_of_memory_falls_back_to_a_more_frugal_plan(tiny_dir, monkeypatch, c
         loader.pipeline = object()
 
     monkeypatch.setattr(loader, "_load", fake_load)
+    monkeypatch.setattr(loader, "_speed_up", lambda plan, backends: None)  # no real transformer
     loader.run()
     assert loader.state.state == "ready"
     assert attempts == ["gpu", "model-offload"]

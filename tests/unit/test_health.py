@@ -14,6 +14,12 @@ def test_parse_downloading_progress() -> None:
     assert s.describe() == "downloading 1.50/23.80 GB"
 
 
+def test_warming_shows_sizes_done() -> None:
+    s = ReadyStatus.parse(503, {"state": "warming",
+                                "progress": {"warm_sizes_done": 2, "warm_sizes_total": 3}})
+    assert s.loading and s.describe() == "warming 2/3 sizes"
+
+
 def test_parse_garbage_is_not_ready() -> None:
     s = ReadyStatus.parse(502, "<html>bad gateway</html>")
     assert not s.ready and not s.failed and s.unreachable
