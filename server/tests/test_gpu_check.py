@@ -97,7 +97,7 @@ def test_probe_on_this_machine_reads_the_real_torch() -> None:
 
 def _loader(settings: Settings, probe: CudaProbe) -> PipelineLoader:
     return PipelineLoader(settings, LoadState(settings.model, settings.tiny),
-                          detect_gpus=lambda: probe, warm_up=lambda pipe, defaults: None)
+                          detect_gpus=lambda: probe, warm_up=lambda pipe, defaults, size: None)
 
 
 def test_loader_fails_into_failed_with_reason_and_hint(caplog) -> None:
