@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
 
 GATED_MODELS = frozenset({"black-forest-labs/FLUX.1-dev"})
@@ -111,7 +112,9 @@ class Preset(_Strict):
     provider: Literal["lambda", "ssh", "local"]
     lambda_: LambdaSettings | None = Field(None, alias="lambda")
     ssh: SSHSettings = SSHSettings()
-    image: str = Field(min_length=1)
+    image: str = Field(BUNDLED, min_length=1, description="`bundled` (built on the host from "
+                       "the server shipped with the CLI) or a registry image to pull")
+    build: BuildSettings = BuildSettings()
     registry_username: str | None = None
     pull: Literal["always", "if-missing"] = "always"
     server: ServerSettings = ServerSettings()
@@ -154,6 +157,16 @@ class Preset(_Strict):
         if self.lambda_ is not None:
             _check_fits_gpu(self.lambda_, self.server)
         return self
+
+    @property
+    def bundled(self) -> bool:
+        """The image is built on the host from the server shipped with the CLI."""
+        return self.image == BUNDLED
+
+    @property
+    def image_path(self) -> str:
+        """How the image gets to the host, for `presets show` and `status`."""
+        return "build on the host (bundled)" if self.bundled else f"pull {self.image}"
 
     @property
     def gated(self) -> bool:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from intelligensi_deploy.errors import FluxdeployError
 
@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Self
 
 OutputCallback = Callable[[str], None]
+# What `run` sends on stdin: bytes, or a binary file read to its end in chunks (a build
+# context can be hundreds of MB: it is streamed, never held in memory whole).
+Stdin = bytes | IO[bytes] | None
 
 _READ_CHUNK = 32768
 _POLL_S = 0.2
@@ -64,7 +67,7 @@ class Host(Protocol):
         self,
         argv: Sequence[str],
         *,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult: ...
@@ -175,7 +178,7 @@ class LocalHost:
         self,
         argv: Sequence[str],
         *,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult:
@@ -262,11 +265,22 @@ def _timed_out(label: str, argv: Sequence[str], timeout: float | None) -> Comman
     )
 
 
-def _feed_stdin(proc: subprocess.Popen[bytes], data: bytes | None) -> None:
+def _chunks(data: Stdin) -> Iterator[bytes]:
+    """`data` in pieces: bytes as one piece, a file read to its end."""
+    if data is None:
+        return
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if data:
+            yield bytes(data)
+        return
+    yield from iter(lambda: data.read(1 << 20), b"")
+
+
+def _feed_stdin(proc: subprocess.Popen[bytes], data: Stdin) -> None:
     assert proc.stdin is not None
     try:
-        if data:
-            proc.stdin.write(data)
+        for chunk in _chunks(data):
+            proc.stdin.write(chunk)
     except BrokenPipeError:
         pass
     finally:
@@ -493,7 +507,7 @@ class SSHHost:
         self,
         argv: Sequence[str],
         *,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult:
@@ -569,11 +583,11 @@ class SSHHost:
             tunnel.close()
 
 
-def _send_stdin(channel: Any, data: bytes | None) -> None:
+def _send_stdin(channel: Any, data: Stdin) -> None:
     """Send `data`, then EOF; a command that exits without reading it all is not an error."""
     try:
-        if data:
-            channel.sendall(data)
+        for chunk in _chunks(data):
+            channel.sendall(chunk)
         channel.shutdown_write()
     except (OSError, EOFError):
         pass
