@@ -375,9 +375,7 @@ def build_on_host(plan: Any, tracker: Tracker, docker: Docker, ui: Reporter) -> 
     except build.ImageBuildError as exc:
         write_private(log_path, "\n".join(exc.log) + "\n")
         tracker.update(phase="failed", image=plan.tag)
-        ui.warn(f"The image build failed. Last {min(20, len(exc.log))} lines:")
-        for line in exc.log[-20:]:
-            ui.detail(line)
+        build.show_failure(ui, exc)
         raise
     log_path.unlink(missing_ok=True)
     ui.detail(f"built {plan.tag} in {time.monotonic() - started:.0f} s: {progress.summary()}")

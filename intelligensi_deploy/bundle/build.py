@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from intelligensi_deploy.bundle.context import (
     ContextFile,
@@ -130,6 +130,13 @@ def build_image(
             log=log,
         )
     return progress
+
+
+def show_failure(ui: Any, exc: ImageBuildError, lines: int = 20) -> None:
+    """The last lines of a failed build, on the reporter."""
+    ui.warn(f"The image build failed. Last {min(lines, len(exc.log))} lines:")
+    for line in exc.log[-lines:]:
+        ui.detail(line)
 
 
 def ensure_image(

@@ -23,6 +23,7 @@ _KIT_CACHED = re.compile(r"^#(\d+) CACHED$")
 _KIT_DONE = re.compile(r"^#(\d+) DONE ([\d.]+)s$")
 _BANNER = re.compile(r"legacy builder is deprecated|Install the buildx component|"
                      r"docs\.docker\.com/go/buildx|^DEPRECATED:|BuildKit is currently disabled")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # the classic builder colours stderr red
 MAX_INSTRUCTION = 70
 
 
@@ -43,8 +44,8 @@ class BuildEvent:
             return f"step {self.step}: cached"
         if self.kind == "layer":
             took = f" in {self.seconds:.1f} s" if self.seconds is not None else ""
-            layer = f"layer {self.layer}" if self.layer else "done"
-            return f"step {self.step}: {layer}{took}"
+            layer = f", layer {self.layer}" if self.layer else ""
+            return f"step {self.step}: built{layer}{took}"
         return self.text
 
 
@@ -72,7 +73,7 @@ class BuildProgress:
     _kit_steps: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def feed(self, line: str) -> BuildEvent | None:
-        line = line.rstrip("\r\n")
+        line = _ANSI.sub("", line).rstrip("\r\n")
         if not line.strip() or _BANNER.search(line):
             return None
         self.tail.append(line)
@@ -87,12 +88,16 @@ class BuildProgress:
             self._current_cached = False
             return BuildEvent("step", self._current, _short(match.group(3)))
         if _CLASSIC_CACHE.match(line) and self._current:
+            if self._current_cached:
+                return None
             self.cached_steps.append(self._current_text)
             self._current_cached = True
             return BuildEvent("cached", self._current, _short(self._current_text))
         if (match := _CLASSIC_LAYER.match(line)) and self._current:
-            if not self._current_cached:
-                self.built_steps.append(self._current_text)
+            if self._current_cached or self._current_text.upper().startswith("FROM "):
+                return None  # a cached step was reported; FROM only names the base's layer
+            self._current_cached = True  # one layer line per step
+            self.built_steps.append(self._current_text)
             return BuildEvent("layer", self._current, _short(self._current_text),
                               layer=match.group(1))
         return None

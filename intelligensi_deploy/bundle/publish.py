@@ -15,7 +15,12 @@ def build_and_push(preset: Any, flags: Mapping[str, str], *, ui: Any,
                    push: str | None = None, platform: str | None = None,
                    environ: Mapping[str, str] = os.environ) -> str:
     """Build (unless the tag exists) and optionally push; returns the reference to use."""
-    from intelligensi_deploy.bundle.build import ensure_image, plan_build
+    from intelligensi_deploy.bundle.build import (
+        ImageBuildError,
+        ensure_image,
+        plan_build,
+        show_failure,
+    )
     from intelligensi_deploy.bundle.settings import resolve
     from intelligensi_deploy.deploy import registry_login
     from intelligensi_deploy.remote.docker import Docker
@@ -25,8 +30,12 @@ def build_and_push(preset: Any, flags: Mapping[str, str], *, ui: Any,
     plan = plan_build(resolve(preset.build, flags, environ), environ, platform=platform)
     ui.step(f"Bundled server image {plan.tag} on the local engine "
             f"(base {plan.build_args['BASE_IMAGE']})")
-    outcome = ensure_image(docker, plan, on_event=lambda e: ui.detail(e.describe()),
-                           on_line=ui.progress_line)
+    try:
+        outcome = ensure_image(docker, plan, on_event=lambda e: ui.detail(e.describe()),
+                               on_line=ui.progress_line)
+    except ImageBuildError as exc:
+        show_failure(ui, exc)
+        raise
     if outcome.built and outcome.progress is not None:
         ui.detail(f"built {plan.tag}: {outcome.progress.summary()}")
     else:

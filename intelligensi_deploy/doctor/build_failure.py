@@ -45,18 +45,19 @@ CAUSES: tuple[Cause, ...] = (
            "The image build ran out of disk (no space left on device)",
            "Free disk on the host: `docker system prune` (old images and build cache), "
            "`df -h /var/lib/docker`; then `fluxdeploy up` again."),
-    _cause("pip-resolution",
-           r"ResolutionImpossible|No matching distribution found for|"
-           r"Could not find a version that satisfies the requirement (?!.*from versions: none)",
-           "pip found no versions that satisfy the build's requirements",
-           "Check build.torch (a version that exists for the base image's Python, e.g. "
-           "torch==2.13.0) and build.torch_index; the pip lines above name the package."),
+    # before pip-resolution: without the index, pip also ends in "No matching distribution"
     _cause("package-index",
-           r"from versions: none|Could not fetch URL|Max retries exceeded|NewConnectionError|"
+           r"Could not fetch URL|Max retries exceeded|NewConnectionError|"
            r"CERTIFICATE_VERIFY_FAILED|Temporary failure in name resolution",
            "pip could not reach the package index (PyPI or the torch index)",
            "Give the host outbound HTTPS to pypi.org (and the torch index), or a CA bundle "
            "in build.extra_dir (ca-certificates.crt) behind a TLS proxy."),
+    _cause("pip-resolution",
+           r"ResolutionImpossible|No matching distribution found for|"
+           r"Could not find a version that satisfies the requirement",
+           "pip found no versions that satisfy the build's requirements",
+           "Check build.torch (a version that exists for the base image's Python, e.g. "
+           "torch==2.13.0) and build.torch_index; the pip lines above name the package."),
     _cause("base-missing",
            r"pull access denied|repository does not exist|manifest unknown|"
            r"manifest for \S+ not found|: not found$",

@@ -57,7 +57,8 @@ def test_the_catalogue_is_what_the_issue_promised() -> None:
     assert set(FINDING_IDS) == {
         "ghcr-auth", "image-not-found", "hf-auth", "hf-unreachable", "device-map-auto",
         "cuda-oom", "oom-killed", "nvidia-runtime", "disk-full", "port-in-use",
-        "still-loading", "bound-to-loopback", "firewall-closed", "container-crash"}
+        "still-loading", "bound-to-loopback", "firewall-closed", "container-crash",
+        "image-build-failed"}
 
 
 def test_playbook_states_the_golden_rule_and_the_exit_codes() -> None:
