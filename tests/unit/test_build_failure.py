@@ -48,8 +48,8 @@ def test_a_base_image_that_does_not_exist_offline_reads_as_no_network() -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "Error response from daemon: pull access denied for fluxdeploy/nope, repository does not "
-    "exist or may require 'docker login': denied: requested access to the resource is denied",
+    ("Error response from daemon: pull access denied for fluxdeploy/nope, repository does not "
+     "exist or may require 'docker login': denied: requested access to the resource is denied"),
     "manifest for nvidia/cuda:99 not found: manifest unknown: manifest unknown",
 ])
 def test_a_missing_base_image_with_network(line: str) -> None:
