@@ -290,8 +290,14 @@ def image_build(
 
 def main() -> None:
     """Entry point: run the app; turn user-facing errors into messages and exit codes."""
+    import signal
+
     from intelligensi_deploy.errors import FluxdeployError
 
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM closes like Ctrl-C: children stopped, state saved
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

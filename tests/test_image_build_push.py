@@ -88,3 +88,41 @@ def test_a_refused_login_is_a_registry_problem_and_the_token_stays_hidden(
     assert "401 Unauthorized" in output and "GHCR_TOKEN" in output
     assert wrong not in output
     docker("rmi", f"{registry.host}/flux-server-bundled:x", check=False)
+
+
+def test_sigterm_during_a_build_stops_it_promptly(tmp_path: Path, server_image: str) -> None:  # noqa: F811
+    """A long build ends on SIGTERM: a new pyproject.toml (a comment line) makes the
+    dependency install run for real, and the signal comes while it does."""
+    import signal
+    import time
+    import uuid
+
+    from tests.e2e.test_e2e_bundled import server_copy
+
+    ctx = server_copy(tmp_path)
+    with open(ctx / "pyproject.toml", "a", encoding="utf-8") as handle:
+        handle.write(f"# sigterm test {uuid.uuid4().hex}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXDEPLOY_")}
+    env.update(build_env(ctx), COLUMNS="200", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "intelligensi_deploy", "image", "build"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:  # wait until the build is really running on the engine
+            seen.append(line)
+            after_deps_copy = any("COPY pyproject.toml .build-extra" in x for x in seen[:-1])
+            if after_deps_copy and ": RUN " in line:  # the dependency install has started
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = proc.wait(timeout=20)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130, "".join(seen)
+    assert took < 10, took
+    builds = subprocess.run(["pgrep", "-f", "docker build .*fluxdeploy.context-hash"],
+                            capture_output=True, text=True, check=False).stdout
+    assert builds.strip() == ""
