@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from intelligensi_deploy import secrets
@@ -334,6 +333,8 @@ def deploy_container(
             doc="still-loading",
         )
     if plan is not None:
+        from intelligensi_deploy.bundle.on_host import build_on_host
+
         build_on_host(plan, tracker, docker, ui)
     else:
         _pull(preset, docker, ui, environ)
@@ -349,51 +350,6 @@ def deploy_container(
     docker.run(spec)
     tracker.update(phase="loading", container_name=spec.name, image=image)
     return action
-
-
-def build_on_host(plan: Any, tracker: Tracker, docker: Docker, ui: Reporter) -> None:
-    """The bundled image on the host: reuse its tag, or stream the context and build it.
-
-    A failed build records its last lines next to the state file (`doctor` reads them) and
-    shows them; a good one removes that record.
-    """
-    from intelligensi_deploy.bundle import build
-
-    log_path = build_log_path(tracker.store, tracker.dep.name)
-    ui.step(f"Bundled server image {plan.tag} (content hash of the server and build args)")
-    size = sum(f.path.stat().st_size for f in plan.files)
-    try:
-        if docker.image_exists(plan.tag):
-            ui.detail(f"{docker.host.label} has {plan.tag}: nothing to build")
-            log_path.unlink(missing_ok=True)
-            return
-        ui.detail(f"building on {docker.host.label}: streaming the context ({len(plan.files)} "
-                  f"files, {size / 1e6:.1f} MB) to `docker build -` over the open connection")
-        started = time.monotonic()
-        progress = build.build_image(docker, plan, on_event=lambda e: ui.detail(e.describe()),
-                                     on_line=ui.progress_line)
-    except build.ImageBuildError as exc:
-        write_private(log_path, "\n".join(exc.log) + "\n")
-        tracker.update(phase="failed", image=plan.tag)
-        build.show_failure(ui, exc)
-        raise
-    log_path.unlink(missing_ok=True)
-    ui.detail(f"built {plan.tag} in {time.monotonic() - started:.0f} s: {progress.summary()}")
-
-
-def build_log_path(store: StateStore, name: str) -> Path:
-    """Where the last failed build of deployment `name` is recorded (for `doctor`)."""
-    return store.root / f"{name}.build.log"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` with mode 0600 from the start, redacted."""
-    from intelligensi_deploy.redact import redact
-
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(redact(text))
 
 
 def registry_login(image: str, docker: Docker, ui: Reporter, environ: Mapping[str, str],

@@ -61,7 +61,7 @@ def build_deps(deployment: Any) -> DoctorDeps:
 
 def _read_build_log(deployment: Any) -> str | None:
     """The record of the deployment's last failed build (`up` writes it), if any."""
-    from intelligensi_deploy.deploy import build_log_path
+    from intelligensi_deploy.bundle.on_host import build_log_path
     from intelligensi_deploy.state import StateStore
 
     try:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from intelligensi_deploy import deploy
+from intelligensi_deploy.bundle import on_host
 from intelligensi_deploy.bundle.build import ImageBuildError, plan_build
 from intelligensi_deploy.bundle.settings import BuildSettings
 from intelligensi_deploy.presets import parse_preset
@@ -71,7 +72,7 @@ def plan() -> Any:
 
 def test_a_host_with_the_tag_builds_nothing(tracker: deploy.Tracker) -> None:
     docker, ui = FakeDocker(has_tag=True), UI()
-    deploy.build_on_host(plan(), tracker, docker, ui)
+    on_host.build_on_host(plan(), tracker, docker, ui)
     assert docker.builds == []
     assert any("nothing to build" in line for line in ui.lines)
 
@@ -80,25 +81,25 @@ def test_the_context_is_streamed_to_docker_build_on_stdin(tracker: deploy.Tracke
     output = "Step 20/30 : COPY flux_server /tmp/src/flux_server/\n ---> 9a0c2d1e3f4b\n"
     docker, ui = FakeDocker(has_tag=False, build_output=output), UI()
     the_plan = plan()
-    deploy.build_on_host(the_plan, tracker, docker, ui)
+    on_host.build_on_host(the_plan, tracker, docker, ui)
     (argv, names), = docker.builds
     assert argv[:3] == ["build", "-t", the_plan.tag]
     assert "Dockerfile" in names and "flux_server/app.py" in names
     assert "step 20/30: built, layer 9a0c2d1e3f4b" in ui.lines
-    assert not deploy.build_log_path(tracker.store, "b").exists()
+    assert not on_host.build_log_path(tracker.store, "b").exists()
 
 
 def test_a_failed_build_is_recorded_for_doctor_and_shown(tracker: deploy.Tracker) -> None:
     failed = (TEXTS / "build_pip_no_matching_version.txt").read_text().split("\n", 1)[1]
     docker, ui = FakeDocker(has_tag=False, build_output=failed, build_code=1), UI()
     with pytest.raises(ImageBuildError) as err:
-        deploy.build_on_host(plan(), tracker, docker, ui)
+        on_host.build_on_host(plan(), tracker, docker, ui)
     assert err.value.doc == "image-build-failed" and "[pip-resolution]" in err.value.message
-    record = deploy.build_log_path(tracker.store, "b")
+    record = on_host.build_log_path(tracker.store, "b")
     assert stat.S_IMODE(record.stat().st_mode) == 0o600
     assert "No matching distribution found for torch==0.0.1" in record.read_text()
     assert tracker.dep.phase == "failed"
     assert any(line.startswith("The image build failed. Last") for line in ui.lines)
     # fixed: the next good build removes the record
-    deploy.build_on_host(plan(), tracker, FakeDocker(has_tag=False), UI())
+    on_host.build_on_host(plan(), tracker, FakeDocker(has_tag=False), UI())
     assert not record.exists()
