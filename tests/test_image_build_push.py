@@ -57,8 +57,16 @@ def test_image_build_push_logs_in_with_the_token_on_stdin(
         tmp_path: Path, registry: Registry) -> None:  # noqa: F811
     ref = f"{registry.host}/flux-server-bundled:push-test"
     env = cli_env(tmp_path, registry, registry.password)
-    with ArgvSampler() as sampler:
-        result = fluxdeploy("image", "build", "--push", ref, env=env)
+    try:
+        with ArgvSampler() as sampler:
+            result = fluxdeploy("image", "build", "--push", ref, env=env)
+        check_push(result, sampler, registry, ref)
+    finally:
+        docker("rmi", ref, check=False)
+
+
+def check_push(result: subprocess.CompletedProcess[str], sampler: ArgvSampler,
+               registry: Registry, ref: str) -> None:  # noqa: F811
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert f"Logging in to {registry.host} as {registry.username} (token on stdin)" in output
@@ -74,7 +82,6 @@ def test_image_build_push_logs_in_with_the_token_on_stdin(
     label = docker("image", "inspect", "-f", '{{index .Config.Labels "fluxdeploy.context-hash"}}',
                    ref).stdout.strip()
     assert tag.endswith(label[:12])
-    docker("rmi", ref, check=False)
 
 
 def test_a_refused_login_is_a_registry_problem_and_the_token_stays_hidden(
@@ -121,6 +128,9 @@ def test_sigterm_during_a_build_stops_it_promptly(tmp_path: Path, server_image: 
     finally:
         if proc.poll() is None:
             proc.kill()
+        for line in seen:  # a build that finished anyway leaves no tag behind
+            if line.startswith("→ Bundled server image"):
+                docker("rmi", line.split()[4], check=False)
     assert code == 130, "".join(seen)
     assert took < 10, took
     builds = subprocess.run(["pgrep", "-f", "docker build .*fluxdeploy.context-hash"],
