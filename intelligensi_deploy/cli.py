@@ -266,8 +266,9 @@ def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -
 
 @image_app.command("build")
 def image_build(
-    preset: str = typer.Option("local", "--preset", "-p", help="Preset whose build section "
-                               "to use (default: local)."),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="Preset whose build "
+                                      "section to use (default: the production build: CUDA "
+                                      "base, CUDA torch, quant extras)."),
     build: list[str] | None = BuildOpt,
     push: str | None = typer.Option(None, "--push", metavar="REF", help="Also tag the image as "
                                     "REF (e.g. ghcr.io/you/flux-server:1.0) and push it; logs "
@@ -283,8 +284,8 @@ def image_build(
     from intelligensi_deploy.presets import load_preset
 
     ui = ConsoleReporter()
-    tag = build_and_push(load_preset(preset), parse_flags(build or []), ui=ui, push=push,
-                         platform=platform)
+    tag = build_and_push(load_preset(preset) if preset else None, parse_flags(build or []),
+                         ui=ui, push=push, platform=platform)
     typer.echo(tag)
 
 

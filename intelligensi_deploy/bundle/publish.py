@@ -14,20 +14,24 @@ from typing import Any
 def build_and_push(preset: Any, flags: Mapping[str, str], *, ui: Any,
                    push: str | None = None, platform: str | None = None,
                    environ: Mapping[str, str] = os.environ) -> str:
-    """Build (unless the tag exists) and optionally push; returns the reference to use."""
+    """Build (unless the tag exists) and optionally push; returns the reference to use.
+
+    `preset` None: the built-in build settings (the production CUDA image).
+    """
     from intelligensi_deploy.bundle.build import (
         ImageBuildError,
         ensure_image,
         plan_build,
         show_failure,
     )
-    from intelligensi_deploy.bundle.settings import resolve
+    from intelligensi_deploy.bundle.settings import BuildSettings, resolve
     from intelligensi_deploy.deploy import registry_login
     from intelligensi_deploy.remote.docker import Docker
     from intelligensi_deploy.remote.host import LocalHost
 
     docker = Docker(LocalHost())
-    plan = plan_build(resolve(preset.build, flags, environ), environ, platform=platform)
+    settings = preset.build if preset is not None else BuildSettings()
+    plan = plan_build(resolve(settings, flags, environ), environ, platform=platform)
     ui.step(f"Bundled server image {plan.tag} on the local engine "
             f"(base {plan.build_args['BASE_IMAGE']})")
     try:
