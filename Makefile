@@ -8,8 +8,17 @@ TORCH_VERSION ?= 2.13.0
 # Which system step runs first: `make demo` installs only what the demo needs.
 SETUP := $(if $(filter demo,$(MAKECMDGOALS)),system-demo,system)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Image names (FLUXDEPLOY_BASE_IMAGE, FLUXDEPLOY_SERVER_IMAGE), shared with the scripts.
+include scripts/images.env
+BASE_IMAGE ?= $(FLUXDEPLOY_BASE_IMAGE)
+# `image: bundled` offline (no registry, no PyPI torch here): the preset's build section
+# overridden through FLUXDEPLOY_BUILD_* (flag > env > preset): the debootstrap base, no torch
+# index, and server/.build-extra (local torch wheel, host CA bundle, pins) streamed with the
+# context. FLUXDEPLOY_BUILD_TORCH is what scripts/prepare_build_extra.sh prints.
+OFFLINE_BUILD = FLUXDEPLOY_BUILD_BASE_IMAGE=$(BASE_IMAGE) FLUXDEPLOY_BUILD_TORCH_INDEX= \
+	FLUXDEPLOY_BUILD_EXTRA_DIR=$(CURDIR)/server/.build-extra
 
-.PHONY: system system-demo install engine image demo test test-fast bench lint clean
+.PHONY: system system-demo install engine base-image image demo test test-fast bench lint clean
 
 # System packages (apt): the one list lives in scripts/setup_system.sh. Idempotent: a second
 # run installs nothing and says so. `make demo` needs the demo set, `make test` the test set.
@@ -32,14 +41,20 @@ install: $(VENV)/.installed
 engine: $(SETUP)
 	bash scripts/docker_engine.sh
 
-image: install engine
-	bash scripts/build_base_image.sh
-	bash scripts/build_server_image.sh
+# The offline Debian base image (debootstrap), standing in for the registry's base images.
+base-image: install engine
+	BASE_IMAGE=$(BASE_IMAGE) bash scripts/build_base_image.sh
 
-# The main job on the local default: the bundled server on the local Docker engine (tiny
-# FLUX on CPU), then one generation written to fox.png.
-demo: system-demo image
-	fluxdeploy up --preset local
+# The tests' server image (tests/fixtures/docker_env.py builds it too).
+image: base-image
+	BASE_IMAGE=$(BASE_IMAGE) bash scripts/build_server_image.sh
+
+# The main job on the local default: `fluxdeploy up --preset local` builds the bundled server
+# on the local Docker engine (image: bundled, offline overrides above) and runs it (tiny FLUX
+# on CPU), then one generation written to fox.png. A second `make demo` builds nothing.
+demo: system-demo base-image
+	torch="$$(bash scripts/prepare_build_extra.sh)" && \
+	$(OFFLINE_BUILD) FLUXDEPLOY_BUILD_TORCH="$$torch" fluxdeploy up --preset local
 	fluxdeploy generate "a red fox in the snow" -o fox.png --width 128 --height 128
 	@echo "Wrote fox.png. Stop it with: fluxdeploy down"
 

@@ -36,6 +36,14 @@ app = typer.Typer(
 presets_app = typer.Typer(help="List and show presets.", no_args_is_help=True,
                           rich_markup_mode=None)
 app.add_typer(presets_app, name="presets")
+image_app = typer.Typer(help="The bundled server image: build it on the local Docker engine, "
+                        "and push it to your registry.", no_args_is_help=True,
+                        rich_markup_mode=None)
+app.add_typer(image_app, name="image")
+BuildOpt = typer.Option(None, "--build", "-b", metavar="KEY=VALUE",
+                        help="Override the preset's build section (image: bundled): base_image, "
+                        "torch, torch_index, extras, extra_dir. Repeatable. Beats "
+                        "FLUXDEPLOY_BUILD_<KEY>, which beats the preset.")
 
 NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "
                        "recent one).")
@@ -65,20 +73,24 @@ def up(
                                "still loading the model."),
     host: str | None = typer.Option(None, "--host", help="Address of your host (preset ssh).",
                                        envvar="FLUXDEPLOY_SSH_HOST"),
+    build: list[str] | None = BuildOpt,
 ) -> None:
     """Launch (or resume) a deployment and wait until the server is ready."""
     from intelligensi_deploy import deploy
+    from intelligensi_deploy.bundle.settings import parse_flags
     from intelligensi_deploy.console import ConsoleReporter
     from intelligensi_deploy.preset_paths import preset_reference
     from intelligensi_deploy.presets import load_preset
     from intelligensi_deploy.signals import Interrupted, interruptible
 
     loaded = load_preset(preset)
+    flags = parse_flags(build or [])
     ui = ConsoleReporter()
     try:
         with interruptible():  # SIGINT/SIGTERM end the waits cleanly, with the state saved
             dep = deploy.up(loaded, name=name, store=_store(), ui=ui, force=force,
-                            ssh_host=host, preset_ref=preset_reference(preset))
+                            ssh_host=host, preset_ref=preset_reference(preset),
+                            build_flags=flags)
     except Interrupted:
         ui.close()
         typer.echo("What was done is recorded: run the same command again to resume, or "
@@ -295,10 +307,41 @@ def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -
     """Validate a preset and print it with every default filled in."""
     import yaml
 
+    from intelligensi_deploy.bundle.show import image_path_lines
     from intelligensi_deploy.presets import load_preset
 
     preset = load_preset(name)
     typer.echo(yaml.safe_dump(preset.model_dump(by_alias=True, mode="json"), sort_keys=False))
+    for line in image_path_lines(preset):
+        typer.echo(line)
+
+
+@image_app.command("build")
+def image_build(
+    preset: str | None = typer.Option(None, "--preset", "-p", help="Preset whose build "
+                                      "section to use (default: the production build: CUDA "
+                                      "base, CUDA torch, quant extras)."),
+    build: list[str] | None = BuildOpt,
+    push: str | None = typer.Option(None, "--push", metavar="REF", help="Also tag the image as "
+                                    "REF (e.g. ghcr.io/you/flux-server:1.0) and push it; logs "
+                                    "in with GHCR_TOKEN on stdin when it is set."),
+    platform: str | None = typer.Option(None, "--platform", help="e.g. linux/arm64 (needs "
+                                        "an engine that builds for it)."),
+) -> None:
+    """Build the bundled server image on the local engine, with the same context and tag as
+    `up` (fluxdeploy/flux-server:<hash12>); optionally push it."""
+    from intelligensi_deploy.bundle.publish import build_and_push
+    from intelligensi_deploy.bundle.settings import parse_flags
+    from intelligensi_deploy.console import ConsoleReporter
+    from intelligensi_deploy.presets import load_preset
+
+    from intelligensi_deploy.signals import interruptible
+
+    ui = ConsoleReporter()
+    with interruptible():  # a long build stops on SIGINT/SIGTERM (130/143), engine's too
+        tag = build_and_push(load_preset(preset) if preset else None,
+                             parse_flags(build or []), ui=ui, push=push, platform=platform)
+    typer.echo(tag)
 
 
 def _exit_interrupted(exc: BaseException) -> None:

@@ -53,6 +53,20 @@ class ConsoleReporter:
         self._stop_status()
         self._print(f"! {message}", "yellow")
 
+    def progress_line(self, line: str) -> None:
+        """Raw output of a long command (a build's pip lines): the latest one, transient, on a
+        TTY; dropped in logs (the steps and layers are printed as details)."""
+        from intelligensi_deploy.redact import redact
+
+        if self.quiet or not self.console.is_terminal or not line.strip():
+            return
+        text = redact(line.strip())[: max(20, self.console.width - 4)]
+        if self._status is None:
+            self._status = self.console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
     def ready_status(self, status: ReadyStatus, elapsed: float) -> None:
         from intelligensi_deploy.redact import redact
 

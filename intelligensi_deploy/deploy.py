@@ -44,6 +44,8 @@ class Reporter(Protocol):
     def detail(self, line: str) -> None: ...
     def warn(self, message: str) -> None: ...
     def ready_status(self, status: ReadyStatus, elapsed: float) -> None: ...
+    def progress_line(self, line: str) -> None: ...
+        # a line of a long command's raw output (build): transient on a TTY, else dropped
 
 
 class Tracker:
@@ -128,11 +130,17 @@ def plan_container(
 
 
 def container_spec(
-    preset: Preset, name: str, env_file: str | None, hf_cache: str | None
+    preset: Preset, name: str, env_file: str | None, hf_cache: str | None,
+    image: str | None = None,
 ) -> ContainerSpec:
-    """The container `up` runs for `preset`, labelled with a hash of its configuration."""
+    """The container `up` runs for `preset`, labelled with a hash of its configuration.
+
+    `image` is the image reference to run: the bundled image's content-hash tag, or by
+    default the preset's registry image.
+    """
     from intelligensi_deploy.remote.docker import ContainerSpec
 
+    image = image or preset.image
     # A preset with `gpus: true` asked for a GPU: the server fails into /ready `failed`
     # (gpu-not-visible) instead of quietly running FLUX on the CPU (docs/contract.md).
     require_gpu = {"FLUX_REQUIRE_GPU": "1"} if preset.gpus else {}
@@ -142,12 +150,12 @@ def container_spec(
     volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
     publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
     digest = hashlib.sha256(
-        json.dumps([preset.image, preset.port, publish_ip, sorted(env.items()), preset.gpus,
+        json.dumps([image, preset.port, publish_ip, sorted(env.items()), preset.gpus,
                     list(volume)]).encode()
     ).hexdigest()[:16]
     return ContainerSpec(
         name=preset_container_name(name),
-        image=preset.image,
+        image=image,
         port=preset.port,
         container_port=CONTAINER_PORT,
         publish_ip=publish_ip,
@@ -346,13 +354,20 @@ def remote_home(host: Host) -> str:
 
 def deploy_container(
     preset: Preset, tracker: Tracker, host: Host, docker: Docker, ui: Reporter,
-    *, force: bool, environ: Mapping[str, str],
+    *, force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None = None,
 ) -> ContainerAction:
     """Bring the container to the preset's configuration, reusing what is already right."""
     name = tracker.dep.name
     home = remote_home(host)
     env_file = f"{home}/.fluxdeploy/{name}.env"
-    spec = container_spec(preset, name, env_file, hf_cache_path(preset))
+    plan = None
+    if preset.bundled:
+        from intelligensi_deploy.bundle import build
+        from intelligensi_deploy.bundle.settings import resolve
+
+        plan = build.plan_build(resolve(preset.build, build_flags or {}, environ), environ)
+    image = plan.tag if plan else preset.image
+    spec = container_spec(preset, name, env_file, hf_cache_path(preset), image=image)
     found = docker.inspect(spec.name)
     existing = ContainerFacts.from_inspect(found) if found else None
     if existing is not None:
@@ -373,7 +388,12 @@ def deploy_container(
             "`fluxdeploy up --force` (the load starts over).",
             doc="still-loading",
         )
-    _pull(preset, docker, ui, environ)
+    if plan is not None:
+        from intelligensi_deploy.bundle.on_host import build_on_host
+
+        build_on_host(plan, tracker, docker, ui)
+    else:
+        _pull(preset, docker, ui, environ)
     tracker.record()  # the secrets file and the container are created from here on
     ui.step("Writing secrets to a 0600 env file on the host (never on a command line)")
     host.run(["mkdir", "-p", "-m", "700", f"{home}/.fluxdeploy"])
@@ -383,32 +403,42 @@ def deploy_container(
     if existing is not None:
         ui.step(f"Replacing container {spec.name}")
         docker.remove(spec.name)
-    ui.step(f"Starting container {spec.name} ({preset.image})")
+    ui.step(f"Starting container {spec.name} ({image})")
     docker.run(spec)
-    tracker.update(phase="loading", container_name=spec.name, image=preset.image)
+    tracker.update(phase="loading", container_name=spec.name, image=image)
     return action
 
 
-def _pull(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
+def registry_login(image: str, docker: Docker, ui: Reporter, environ: Mapping[str, str],
+                   preset_username: str | None = None) -> None:
+    """`docker login` to `image`'s registry when GHCR_TOKEN is set (token on stdin, never argv).
+
+    The one login path: `up` before a pull, `image build --push` before a push.
+    """
     from intelligensi_deploy.remote.docker import registry_of
 
+    token = secrets.ghcr_token(environ)
+    registry = registry_of(image)
+    if not needs_registry_login(image, token):
+        return
+    assert token is not None
+    user = secrets.ghcr_username(environ) or preset_username
+    if not user:
+        raise FluxdeployError(
+            f"{secrets.GHCR_TOKEN_NAME} is set but no user name for {registry}.",
+            fix=f"export {secrets.GHCR_USERNAME_NAME}=<your GitHub user> or set "
+            "registry_username in the preset.",
+            doc="ghcr-auth",
+        )
+    ui.step(f"Logging in to {registry} as {user} (token on stdin)")
+    docker.login(registry, user, token.value)
+
+
+def _pull(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
     if preset.pull == "if-missing" and docker.image_exists(preset.image):
         ui.step(f"Image {preset.image} is present; not pulling")
         return
-    token = secrets.ghcr_token(environ)
-    registry = registry_of(preset.image)
-    if needs_registry_login(preset.image, token):
-        assert token is not None
-        user = secrets.ghcr_username(environ) or preset.registry_username
-        if not user:
-            raise FluxdeployError(
-                f"{secrets.GHCR_TOKEN_NAME} is set but no user name for {registry}.",
-                fix=f"export {secrets.GHCR_USERNAME_NAME}=<your GitHub user> or set "
-                "registry_username in the preset.",
-                doc="ghcr-auth",
-            )
-        ui.step(f"Logging in to {registry} as {user} (token on stdin)")
-        docker.login(registry, user, token.value)
+    registry_login(preset.image, docker, ui, environ, preset.registry_username)
     ui.step(f"Pulling {preset.image}")
     docker.pull(preset.image, on_output=ui.detail)
 
@@ -470,8 +500,13 @@ def new_deployment(preset: Preset, name: str, ssh_host: str | None,
         ip=ip, ssh_user=ssh.user, ssh_port=ssh.port,
         ssh_key_path=os.path.expanduser(ssh.key_path),
         container_name=preset_container_name(name), image=preset.image,
-        port=preset.port, exposure=preset.exposure,
+        image_source=image_source(preset), port=preset.port, exposure=preset.exposure,
     )
+
+
+def image_source(preset: Preset) -> str:
+    """`bundled` (built on the host) or `registry` (pulled)."""
+    return "bundled" if preset.bundled else "registry"
 
 
 def up(
@@ -479,11 +514,13 @@ def up(
     ssh_host: str | None = None, environ: Mapping[str, str] = os.environ,
     lambda_client: Callable[[], LambdaClient] | None = None,
     boot_timeout: float = 1800.0, ssh_timeout: float = 300.0, preset_ref: str | None = None,
+    build_flags: Mapping[str, str] | None = None,
 ) -> Deployment:
     """Deploy `preset` as deployment `name` (default: the preset's name), resuming if recorded.
 
     `preset_ref` is how the preset is found again later (its name, or its file's absolute
-    path): `status`, `doctor` and a resumed `up` reload it from there.
+    path): `status`, `doctor` and a resumed `up` reload it from there. `build_flags` are the
+    `--build KEY=VALUE` overrides of the preset's build section (image: bundled).
     """
     from intelligensi_deploy.remote.docker import Docker
 
@@ -501,6 +538,7 @@ def up(
         )
     if recorded and recorded.active:
         tracker = Tracker(store, recorded.model_copy(update={"image": preset.image,
+                                                             "image_source": image_source(preset),
                                                              "port": preset.port,
                                                              "exposure": preset.exposure}))
         ui.step(f"Resuming deployment {name!r} (phase {recorded.phase})")
@@ -518,7 +556,8 @@ def up(
     try:
         tracker.update(phase="deploying")
         docker = Docker(host)
-        action = deploy_container(preset, tracker, host, docker, ui, force=force, environ=environ)
+        action = deploy_container(preset, tracker, host, docker, ui, force=force, environ=environ,
+                                  build_flags=build_flags)
         if action is ContainerAction.KEEP:
             return tracker.update(phase="ready")
         wait_until_ready(preset, tracker, host, docker, ui)

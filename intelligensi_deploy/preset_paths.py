@@ -8,7 +8,10 @@ from pathlib import Path
 
 from intelligensi_deploy.errors import FluxdeployError
 
-SHIPPED_PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+# An installed wheel carries the presets as package data (setup.py); a checkout has presets/.
+_PACKAGED_PRESETS = Path(__file__).resolve().parent / "_presets"
+SHIPPED_PRESETS_DIR = (_PACKAGED_PRESETS if _PACKAGED_PRESETS.is_dir()
+                       else Path(__file__).resolve().parent.parent / "presets")
 
 
 class PresetError(FluxdeployError):

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
 from intelligensi_deploy.scale import ScaleSection, check_scale
 from intelligensi_deploy.preset_speed import SpeedSettings
@@ -115,7 +116,9 @@ class Preset(_Strict):
     provider: Literal["lambda", "ssh", "local"]
     lambda_: LambdaSettings | None = Field(None, alias="lambda")
     ssh: SSHSettings = SSHSettings()
-    image: str = Field(min_length=1)
+    image: str = Field(BUNDLED, min_length=1, description="`bundled` (built on the host from "
+                       "the server shipped with the CLI) or a registry image to pull")
+    build: BuildSettings = BuildSettings()
     registry_username: str | None = None
     pull: Literal["always", "if-missing"] = "always"
     server: ServerSettings = ServerSettings()
@@ -169,6 +172,16 @@ class Preset(_Strict):
             return {}
         gpus = self.lambda_.gpu_count() if self.lambda_ else (self.scale.replicas_per_node or 1)
         return self.scale.container_env(gpus, self.server.queue_size)
+
+    @property
+    def bundled(self) -> bool:
+        """The image is built on the host from the server shipped with the CLI."""
+        return self.image == BUNDLED
+
+    @property
+    def image_path(self) -> str:
+        """How the image gets to the host, for `presets show` and `status`."""
+        return "build on the host (bundled)" if self.bundled else f"pull {self.image}"
 
     @property
     def gated(self) -> bool:

@@ -47,6 +47,7 @@ class Deployment(BaseModel):
     host_key: str | None = None
     container_name: str = ""
     image: str = ""
+    image_source: Literal["bundled", "registry"] | None = None  # built on the host, or pulled
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
     firewall_rule: dict[str, Any] | None = None

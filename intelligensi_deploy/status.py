@@ -35,6 +35,7 @@ def live_status(dep: Deployment) -> dict[str, Any]:
     report: dict[str, Any] = dep.model_dump(exclude={"host_key"})
     report["container"] = None
     report["ready"] = None
+    report["image_path"] = image_path(dep.image_source)
     if dep.phase == "down":
         return report
     if not dep.holds_resources:
@@ -57,6 +58,7 @@ def live_status(dep: Deployment) -> dict[str, Any]:
                 "exit_code": state.get("ExitCode"),
                 "oom_killed": state.get("OOMKilled"),
                 "restart_count": found.get("RestartCount"),
+                "image": (found.get("Config") or {}).get("Image"),  # the tag running
             }
             if state.get("Running"):
                 ready = probe_ready(host, dep.port)
@@ -69,6 +71,12 @@ def live_status(dep: Deployment) -> dict[str, Any]:
     return report
 
 
+def image_path(source: str | None) -> str:
+    """How the deployment's image got to the host."""
+    return {"bundled": "built on the host (bundled)", "registry": "pulled from the registry"
+            }.get(source or "", "unknown")
+
+
 def render(reports: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -77,12 +85,15 @@ def render(reports: list[dict[str, Any]]) -> None:
     if not reports:
         console.print("No deployments. Start one with `fluxdeploy up --preset local`.")
         return
-    table = Table("name", "preset", "phase", "where", "container", "server")
+    table = Table("name", "preset", "phase", "where", "image", "container", "server")
     for r in reports:
         where = r.get("ip") or ("local" if r["provider"] == "local" else "-")
         if r.get("instance_id"):
             where += f" ({r['instance_id']}, {r.get('region')})"
         container = (r.get("container") or {}).get("status") or "-"
         server = (r.get("ready") or {}).get("detail") or r.get("error") or "-"
-        table.add_row(r["name"], r["preset"], r["phase"], where, container, server)
+        image = (r.get("container") or {}).get("image") or r.get("image") or "-"
+        source = {"bundled": "built on host", "registry": "pulled"}.get(r.get("image_source") or "")
+        image = f"{image} ({source})" if source else image
+        table.add_row(r["name"], r["preset"], r["phase"], where, image, container, server)
     console.print(table)

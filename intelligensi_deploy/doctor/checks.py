@@ -74,6 +74,7 @@ class DoctorDeps:
     docker_for: Callable[[Any], DockerLike]           # Host -> Docker
     http_get: HttpGet
     lambda_client: Callable[[], Any] | None = None    # -> cloud.lambda_api.LambdaClient
+    build_log: Callable[[], str | None] | None = None  # the last failed build's record
     environ: Mapping[str, str] = field(default_factory=dict)
     log_tail: int = 200
     local_timeout: float = 5.0
@@ -302,6 +303,19 @@ def check_gpu(deps: DoctorDeps, facts: Facts) -> CheckResult:
     return _result("gpu", title, "pass", [*gpus, "Docker has the nvidia runtime"])
 
 
+def _image_not_bundled(deps: DoctorDeps, facts: Facts) -> str | None:
+    from intelligensi_deploy.doctor.image_check import not_bundled
+
+    return not_bundled(deps, facts)
+
+
+def check_image(deps: DoctorDeps, facts: Facts) -> CheckResult:
+    """`image: bundled`: the build on the host succeeded (doctor/image_check.py)."""
+    from intelligensi_deploy.doctor.image_check import check_bundled_image
+
+    return check_bundled_image(deps, facts)
+
+
 # --------------------------------------------------------------------------- 5-6. container
 
 
@@ -487,6 +501,8 @@ CHECKS: tuple[Check, ...] = (
     Check("docker", "Docker daemon answers", check_docker, needs=("ssh",)),
     Check("gpu", "GPU visible to containers", check_gpu, needs=("docker", "preset"),
           not_applicable=_gpu_not_needed),
+    Check("image", "Bundled image built on the host", check_image, needs=("docker",),
+          not_applicable=_image_not_bundled),
     Check("container", "Container is running", check_container, needs=("docker",)),
     Check("logs", "Container log diagnosed", check_logs, needs=("docker",)),
     Check("health", "/health answers on the host", check_health, needs=("container", "preset")),

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from intelligensi_deploy.doctor.build_failure import build_failure_finding
 from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, Severity, make_finding
 from intelligensi_deploy.doctor.loading import last_state, loading_finding, server_state
 from intelligensi_deploy.redact import redact
@@ -328,6 +329,9 @@ def diagnose(text: str, *, secrets: Iterable[str] = ()) -> list[Finding]:
     Evidence lines are redacted (token shapes, token variables, and `secrets`).
     """
     lines = clean_lines(text)
+    build = build_failure_finding(lines)
+    if build is not None:  # a docker build log: its cause is the one finding
+        return [_redacted(build, secrets)]
     hub_findings, hub_lines = _hub_warning_findings(lines)
     parsed = parse_log(lines)
     plain = [(n, line) for n, line in parsed.plain if n not in hub_lines]

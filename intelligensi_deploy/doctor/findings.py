@@ -145,6 +145,11 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "`fluxdeploy tunnel`.",
     ),
     FindingKind(
+        "image-build-failed", "error", "The bundled server image did not build on the host",
+        "Read the last lines of the build above (`fluxdeploy doctor` shows them); fix the "
+        "cause, then `fluxdeploy up` again (finished layers are reused).",
+    ),
+    FindingKind(
         "container-crash", "error", "The server crashed with an unrecognised error",
         "Read the traceback with `fluxdeploy logs`; the last exception line is shown above.",
     ),

@@ -63,7 +63,19 @@ def build_deps(deployment: Any) -> DoctorDeps:
         http_get=http_get,
         lambda_client=lambda_client,
         environ=os.environ,
+        build_log=lambda: _read_build_log(deployment),
     )
+
+
+def _read_build_log(deployment: Any) -> str | None:
+    """The record of the deployment's last failed build (`up` writes it), if any."""
+    from intelligensi_deploy.bundle.on_host import build_log_path
+    from intelligensi_deploy.state import StateStore
+
+    try:
+        return build_log_path(StateStore(), deployment.name).read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _print(renderable: Any) -> None:

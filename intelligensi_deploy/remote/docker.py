@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intelligensi_deploy.errors import FluxdeployError
-from intelligensi_deploy.remote.host import Host, RunResult
+from intelligensi_deploy.remote.host import Host, RunResult, Stdin
 
 DEFAULT_REGISTRY = "docker.io"
 
@@ -104,6 +104,14 @@ def image_inspect_args(image: str) -> list[str]:
 
 def pull_args(image: str) -> list[str]:
     return ["pull", image]
+
+
+def tag_args(source: str, target: str) -> list[str]:
+    return ["tag", source, target]
+
+
+def push_args(image: str) -> list[str]:
+    return ["push", image]
 
 
 def inspect_args(name: str) -> list[str]:
@@ -272,7 +280,7 @@ class Docker:
         self,
         args: Sequence[str],
         *,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: Callable[[str], None] | None = None,
     ) -> RunResult:
@@ -306,6 +314,19 @@ class Docker:
         result = self.run_docker(pull_args(image), on_output=on_output)
         if not result.ok:
             raise pull_error(image, result)
+
+    def push(self, image: str, on_output: Callable[[str], None] | None = None) -> None:
+        """``docker tag``-ed `image` to its registry, streaming progress; errors are typed."""
+        result = self.run_docker(push_args(image), on_output=on_output)
+        if not result.ok:
+            raise push_error(image, result)
+
+    def tag(self, source: str, target: str) -> None:
+        result = self.run_docker(tag_args(source, target), timeout=60)
+        if not result.ok:
+            raise DockerError(f"`docker tag {source} {target}` failed: {_tail(result.output)}",
+                              fix="Check the target reference (REGISTRY/OWNER/NAME:TAG).",
+                              result=result)
 
     def run(self, spec: ContainerSpec) -> str:
         """Start the container of `spec`; returns its id."""
@@ -462,6 +483,27 @@ def pull_error(image: str, result: RunResult) -> DockerError:
     return DockerError(
         f"`docker pull {image}` failed: {_tail(text)}",
         fix=f"Check that the host can reach {registry} (network, DNS, disk space).",
+        doc="docker-pull",
+        result=result,
+    )
+
+
+def push_error(image: str, result: RunResult) -> DockerError:
+    """The typed error for a failed ``docker push`` of `image` (pure)."""
+    registry = registry_of(image)
+    lowered = result.output.lower()
+    if any(m in lowered for m in ("unauthorized", "denied", "no basic auth credentials",
+                                  "authentication required")):
+        return RegistryAuthError(
+            f"The registry {registry} refused the push of {image}: {_tail(result.output, 2)}",
+            fix=f"export GHCR_TOKEN (a token that may write packages) and GHCR_USERNAME, so "
+            f"fluxdeploy logs in to {registry} first.",
+            doc=_auth_doc(registry),
+            result=result,
+        )
+    return DockerError(
+        f"`docker push {image}` failed: {_tail(result.output)}",
+        fix=f"Check that this machine can reach {registry} and that the name is right.",
         doc="docker-pull",
         result=result,
     )

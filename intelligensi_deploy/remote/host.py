@@ -22,6 +22,7 @@ from intelligensi_deploy.remote.host_protocol import (
     Host,
     OutputCallback,
     RunResult,
+    Stdin,
 )
 from intelligensi_deploy.remote.local_host import LocalHost
 from intelligensi_deploy.remote.ssh_errors import (
@@ -46,6 +47,7 @@ __all__ = [
     "SSHConnectError",
     "SSHHost",
     "SSHTimeout",
+    "Stdin",
     "fingerprint",
     "wait_for_ssh",
 ]

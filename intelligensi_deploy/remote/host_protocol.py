@@ -8,14 +8,17 @@ A command is always an argv list. Secrets never go into argv: they travel on std
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import IO, Protocol
 
 from intelligensi_deploy.errors import FluxdeployError
 
 OutputCallback = Callable[[str], None]
+# What `run` sends on stdin: bytes, or a binary file read to its end in chunks (a build
+# context can be hundreds of MB: it is streamed, never held in memory whole).
+Stdin = bytes | IO[bytes] | None
 
 READ_CHUNK = 32768
 POLL_S = 0.2
@@ -49,7 +52,7 @@ class Host(Protocol):
         self,
         argv: Sequence[str],
         *,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult: ...
@@ -116,3 +119,14 @@ def timed_out(label: str, argv: Sequence[str], timeout: float | None) -> Command
         f"`{shlex.join(argv)}` on {label} ran longer than {timeout:g} s and was stopped.",
         fix="Run it again with more time, or look at the host to see why it is slow.",
     )
+
+
+def stdin_chunks(data: Stdin) -> Iterator[bytes]:
+    """`data` in pieces: bytes as one piece, a file read to its end (1 MiB at a time)."""
+    if data is None:
+        return
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if data:
+            yield bytes(data)
+        return
+    yield from iter(lambda: data.read(1 << 20), b"")

@@ -18,6 +18,8 @@ from intelligensi_deploy.remote.host_protocol import (
     LineSplitter,
     OutputCallback,
     RunResult,
+    Stdin,
+    stdin_chunks,
     timed_out,
 )
 
@@ -31,7 +33,7 @@ class LocalHost:
         self,
         argv: Sequence[str],
         *,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult:
@@ -111,11 +113,11 @@ def _read_until_eof(streams: dict[Any, LineSplitter], deadline: float | None) ->
                     selector.unregister(key.fileobj)
 
 
-def _feed_stdin(proc: subprocess.Popen[bytes], data: bytes | None) -> None:
+def _feed_stdin(proc: subprocess.Popen[bytes], data: Stdin) -> None:
     assert proc.stdin is not None
     try:
-        if data:
-            proc.stdin.write(data)
+        for chunk in stdin_chunks(data):
+            proc.stdin.write(chunk)
     except BrokenPipeError:
         pass
     finally:

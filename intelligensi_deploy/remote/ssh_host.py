@@ -24,6 +24,8 @@ from intelligensi_deploy.remote.host_protocol import (
     LineSplitter,
     OutputCallback,
     RunResult,
+    Stdin,
+    stdin_chunks,
     timed_out,
     write_file_script,
 )
@@ -196,7 +198,7 @@ class SSHHost:
         self,
         argv: Sequence[str],
         *,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> RunResult:
@@ -272,11 +274,11 @@ class SSHHost:
             tunnel.close()
 
 
-def _send_stdin(channel: Any, data: bytes | None) -> None:
+def _send_stdin(channel: Any, data: Stdin) -> None:
     """Send `data`, then EOF; a command that exits without reading it all is not an error."""
     try:
-        if data:
-            channel.sendall(data)
+        for chunk in stdin_chunks(data):
+            channel.sendall(chunk)
         channel.shutdown_write()
     except (OSError, EOFError):
         pass

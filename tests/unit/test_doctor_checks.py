@@ -252,8 +252,11 @@ def check(report, check_id: str):
 # --------------------------------------------------------------------------- healthy
 
 
+BUNDLED_TAG = "fluxdeploy/flux-server:0123456789ab"
+
+
 def test_healthy_public_lambda_deployment_passes_every_check() -> None:
-    report = run_checks(make_deps())
+    report = run_checks(make_deps(image_source="bundled", image=BUNDLED_TAG))
     assert statuses(report) == {c.id: "pass" for c in CHECKS}
     assert report.findings == ()
     assert doctor_exit_code(report) == 0
@@ -263,8 +266,8 @@ def test_healthy_public_lambda_deployment_passes_every_check() -> None:
 def test_checks_run_in_the_documented_order() -> None:
     report = run_checks(make_deps())
     assert [c.id for c in report.checks] == [
-        "preset", "tokens", "lambda-key", "instance", "ssh", "docker", "gpu", "container",
-        "logs", "health", "ready", "external"]
+        "preset", "tokens", "lambda-key", "instance", "ssh", "docker", "gpu", "image",
+        "container", "logs", "health", "ready", "external"]
 
 
 def test_health_and_ready_are_asked_on_the_hosts_localhost_through_the_forward() -> None:

@@ -1,0 +1,1 @@
+"""The bundled server image: built on the host from the server as it ships with this CLI."""
