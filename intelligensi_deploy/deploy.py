@@ -524,6 +524,12 @@ def up(
     """
     from intelligensi_deploy.remote.docker import Docker
 
+    if preset.scale is not None and preset.scale.nodes > 1:
+        raise FluxdeployError(
+            f"Preset {preset.name!r} asks for scale.nodes: {preset.scale.nodes}; this version of "
+            "`fluxdeploy up` deploys one VM only (the multi-node launch is not built yet).",
+            fix="Use one VM with several GPUs (`--preset lambda-8x-a100`: one replica per GPU), "
+            "or set scale.nodes: 1.", doc="scale-out")
     name = name or preset.name
     hf = secrets.hf_token(environ)
     if preset.gated and hf is None:

@@ -72,6 +72,10 @@ def check_scale(preset: Preset) -> None:
     if scale.nodes > 1 and machine is None:
         raise ValueError(f"scale.nodes: {scale.nodes} needs provider 'lambda' (it launches "
                          "the nodes); for one machine use nodes: 1")
+    if preset.bundled and "scale" not in preset.build.extras:
+        raise ValueError("a scale: section runs the server on Ray Serve, which the bundled "
+                         f"image has only with the 'scale' extra: set build.extras to "
+                         f"{[*preset.build.extras, 'scale']}")
     gpus = machine.gpu_count() if machine is not None else None
     if gpus is None:
         if preset.gpus and scale.replicas_per_node is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from intelligensi_deploy.cluster_nodes import (
     cluster_nodes,
     new_ray_token,
@@ -12,11 +14,14 @@ from intelligensi_deploy.cluster_nodes import (
 from intelligensi_deploy.presets import load_preset
 from intelligensi_deploy.secrets import Token
 
+# The multi-VM preset waits in docs/examples/ until `up` launches several nodes.
+MULTI_VM_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "lambda-3x-a100.yaml"
+
 IPS = ["203.0.113.10", "203.0.113.11", "203.0.113.12"]
 
 
 def _args(index: int) -> list[str]:
-    preset = load_preset("lambda-3x-a100")
+    preset = load_preset(str(MULTI_VM_EXAMPLE))
     nodes = cluster_nodes("demo", IPS)
     return node_run_args(preset, "demo", nodes[index], IPS[0], "/home/ubuntu/.fluxdeploy/env",
                          1)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from intelligensi_deploy.preset_paths import PresetError
 from intelligensi_deploy.presets import load_preset, parse_preset
+
+# The multi-VM preset waits in docs/examples/ until `up` launches several nodes.
+MULTI_VM_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "lambda-3x-a100.yaml"
 
 BASE = """
 provider: lambda
@@ -37,7 +42,7 @@ def test_8x_preset_runs_8_replicas_one_per_gpu_on_one_vm():
 
 
 def test_multi_vm_preset_spans_three_single_gpu_nodes():
-    p = load_preset("lambda-3x-a100")
+    p = load_preset(str(MULTI_VM_EXAMPLE))
     assert p.lambda_.instance_type == "gpu_1x_a100" and p.scale.nodes == 3
     env = p.scale_env()
     assert (env["FLUX_MIN_REPLICAS"], env["FLUX_MAX_REPLICAS"]) == ("2", "3")
@@ -85,3 +90,25 @@ def test_several_nodes_need_lambda():
     with pytest.raises(PresetError, match="needs provider 'lambda'"):
         parse_preset("provider: ssh\nssh: {host: 10.0.0.5}\nimage: x\n"
                      "scale: {nodes: 2, replicas_per_node: 1}\n", source="/tmp/ssh2.yaml")
+
+
+def test_up_refuses_a_multi_node_preset_before_touching_anything(tmp_path):
+    """`up` deploys one VM only for now: a multi-node preset is refused up front, no record."""
+    from intelligensi_deploy import deploy
+    from intelligensi_deploy.errors import FluxdeployError
+    from intelligensi_deploy.state import StateStore
+
+    store = StateStore(tmp_path)
+    with pytest.raises(FluxdeployError) as info:
+        deploy.up(load_preset(str(MULTI_VM_EXAMPLE)), name=None, store=store, ui=None,
+                  environ={}, lambda_client=lambda: pytest.fail("no API call expected"))
+    assert "scale.nodes: 3" in info.value.message and "lambda-8x-a100" in (info.value.fix or "")
+    assert store.list() == []
+
+
+def test_a_bundled_scale_preset_needs_the_scale_extra():
+    text = BASE.replace("INSTANCE", "gpu_8x_a100_80gb_sxm4").replace(
+        "image: ghcr.io/x/flux:1", "image: bundled")
+    with pytest.raises(PresetError) as info:
+        parse_preset(text + "scale: {nodes: 1}\n", source="/tmp/s.yaml")
+    assert "'scale' extra" in str(info.value) and "build.extras" in str(info.value)
