@@ -334,7 +334,6 @@ def image_build(
     from intelligensi_deploy.bundle.settings import parse_flags
     from intelligensi_deploy.console import ConsoleReporter
     from intelligensi_deploy.presets import load_preset
-
     from intelligensi_deploy.signals import interruptible
 
     ui = ConsoleReporter()

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
-from intelligensi_deploy.scale import ScaleSection, check_scale
 from intelligensi_deploy.preset_speed import SpeedSettings
+from intelligensi_deploy.scale import ScaleSection, check_scale
 
 GATED_MODELS = frozenset({"black-forest-labs/FLUX.1-dev"})
 SECRET_ENV_NAMES = frozenset(

@@ -23,8 +23,8 @@ from flux_server.config import Settings
 from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
 from flux_server.lora import LoraError
-from flux_server.page import add_page_routes
 from flux_server.openapi import describe
+from flux_server.page import add_page_routes
 from flux_server.redact import redact
 from flux_server.reqlog import RequestLogMiddleware
 from flux_server.schemas import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from typing import Iterator
+from collections.abc import Iterator
 
 from flux_server.config import Settings
 from flux_server.redact import redact

@@ -17,8 +17,9 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from flux_server import gpu_check, memory, speed
 from flux_server.config import Settings
@@ -167,7 +168,7 @@ class PipelineLoader:
         """Load, never raise: errors end in the `failed` state, logged with their reason."""
         try:
             self._run()
-        except BaseException as exc:  # noqa: BLE001 - any failure is reported, not raised
+        except BaseException as exc:
             failure = explain(exc, self.settings)
             log.error("model load failed: model=%s type=%s message=%s hint=%s",
                       self.settings.model, failure.type, failure.message, failure.hint,

@@ -9,8 +9,9 @@ Attention slicing is not part of any plan: it is a no-op for FLUX.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 GB = 10**9
 LARGE_GPU_BYTES = 38 * GB  # bf16 pipeline on the GPU (an A100 40GB reports ~42 GB)
@@ -131,15 +132,15 @@ def _auto(gpus: Sequence[GpuInfo], quant: str, dtype: str,
     if len(gpus) > 1:
         if largest < LARGE_GPU_BYTES and quant == "none":
             return "balanced", frugal, (
-                f"{len(gpus)} GPUs of at most {size}: balanced, {frugal} transformer and T5 "
-                "(a bf16 transformer alone does not fit one card)",) + missing
+                (f"{len(gpus)} GPUs of at most {size}: balanced, {frugal} transformer and T5 "
+                 "(a bf16 transformer alone does not fit one card)"),) + missing
         return "balanced", quant, (f"{len(gpus)} GPUs: balanced (whole components per GPU)",)
     if largest >= LARGE_GPU_BYTES:
         return "gpu", quant, (f"one {size} GPU: whole pipeline in {dtype} on the GPU",)
     if largest >= OFFLOAD_GPU_BYTES:
         return "model-offload", frugal, (
-            f"one {size} GPU: {frugal} transformer and T5 with model CPU offload "
-            "(bf16 with offload peaks at about 23 GB)",) + missing
+            (f"one {size} GPU: {frugal} transformer and T5 with model CPU offload "
+             "(bf16 with offload peaks at about 23 GB)"),) + missing
     return "sequential-offload", quant, (
         f"one {size} GPU: sequential CPU offload (slow, smallest footprint)",)
 

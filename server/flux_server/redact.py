@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 _TOKEN_PATTERN = re.compile(r"\b(hf_|ghp_|github_pat_|secret_)[A-Za-z0-9_]{6,}")
 

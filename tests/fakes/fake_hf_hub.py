@@ -29,10 +29,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".model", ".pt", ".ckpt", ".gguf")
@@ -122,7 +122,7 @@ class FakeHfHub:
         """The address as seen from elsewhere, e.g. a container: url_for("172.17.0.1")."""
         return f"http://{host}:{self.port}"
 
-    def start(self) -> "FakeHfHub":
+    def start(self) -> FakeHfHub:
         self._server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -137,7 +137,7 @@ class FakeHfHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeHfHub":
+    def __enter__(self) -> FakeHfHub:  # noqa: PYI034 (start() returns this hub)
         return self.start()
 
     def __exit__(self, *exc) -> None:
