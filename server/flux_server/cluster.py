@@ -23,8 +23,12 @@ from flux_server.engine import GenerationParams
 from flux_server.metrics import Metrics
 from flux_server.replica import BOARD_NAME, NAMESPACE, FluxReplica, ReadyBoard
 from flux_server.scale_config import GPU_RESOURCE, ScaleSettings
-from flux_server.schemas import check_limits
-from flux_server.service import READY_RETRY_AFTER_S, GenerationOutcome, HTTPProblem
+from flux_server.service import (
+    READY_RETRY_AFTER_S,
+    GenerationOutcome,
+    HTTPProblem,
+    generation_params,
+)
 
 log = logging.getLogger("flux_server.cluster")
 
@@ -254,19 +258,9 @@ class ClusterService:
                    negative_prompt: str | None = None, true_cfg_scale: float = 1.0,
                    fields: tuple[str, str, str] = ("width", "height", "num_images")
                    ) -> GenerationParams:
-        import secrets
-
-        d = self.defaults
-        width, height = width or d.size, height or d.size
-        check_limits(width, height, num_images, self.settings.max_side, self.settings.max_images,
-                     *fields)
-        return GenerationParams(
-            prompt=prompt, width=width, height=height,
-            steps=steps if steps is not None else d.steps,
-            guidance_scale=float(guidance if guidance is not None else d.guidance_scale),
-            seed=seed if seed is not None else secrets.randbelow(2**32),
-            num_images=num_images, negative_prompt=negative_prompt,
-            true_cfg_scale=float(true_cfg_scale))
+        return generation_params(self.defaults, self.settings, prompt, width, height, steps,
+                                 guidance, seed, num_images, negative_prompt, true_cfg_scale,
+                                 fields)
 
     async def generate(self, request: Any, params: GenerationParams,
                        output_format: str) -> GenerationOutcome:

@@ -78,6 +78,26 @@ def _warm_up(settings: Settings) -> Callable[[Any, Any, tuple[int, int]], None]:
     return warm
 
 
+def generation_params(d: Any, settings: Settings, prompt: str, width: int | None,
+                      height: int | None, steps: int | None, guidance: float | None,
+                      seed: int | None, num_images: int, negative_prompt: str | None = None,
+                      true_cfg_scale: float = 1.0,
+                      fields: tuple[str, str, str] = ("width", "height", "num_images")
+                      ) -> GenerationParams:
+    """A request's parameters with the model's defaults `d` filled in, checked against the
+    server's limits (422 naming `fields`); shared by the plain and the Ray Serve paths."""
+    default_side = min(d.size, settings.max_side)  # a default is always allowed
+    width, height = width or default_side, height or default_side
+    check_limits(width, height, num_images, settings.max_side, settings.max_images, *fields)
+    return GenerationParams(
+        prompt=prompt, width=width, height=height,
+        steps=steps if steps is not None else d.steps,
+        guidance_scale=float(guidance if guidance is not None else d.guidance_scale),
+        seed=seed if seed is not None else secrets.randbelow(2**32),
+        num_images=num_images, negative_prompt=negative_prompt,
+        true_cfg_scale=float(true_cfg_scale))
+
+
 class FluxService:
     """Everything the routes share: load state, loader, queue, LoRA and metrics."""
 
@@ -131,18 +151,9 @@ class FluxService:
                    negative_prompt: str | None = None, true_cfg_scale: float = 1.0,
                    fields: tuple[str, str, str] = ("width", "height", "num_images")
                    ) -> GenerationParams:
-        d = self.loader.defaults
-        default_side = min(d.size, self.settings.max_side)  # a default is always allowed
-        width, height = width or default_side, height or default_side
-        check_limits(width, height, num_images, self.settings.max_side, self.settings.max_images,
-                     *fields)
-        return GenerationParams(
-            prompt=prompt, width=width, height=height,
-            steps=steps if steps is not None else d.steps,
-            guidance_scale=float(guidance if guidance is not None else d.guidance_scale),
-            seed=seed if seed is not None else secrets.randbelow(2**32),
-            num_images=num_images, negative_prompt=negative_prompt,
-            true_cfg_scale=float(true_cfg_scale))
+        return generation_params(self.loader.defaults, self.settings, prompt, width, height,
+                                 steps, guidance, seed, num_images, negative_prompt,
+                                 true_cfg_scale, fields)
 
     async def generate(self, request: Request, params: GenerationParams,
                        output_format: str) -> GenerationOutcome:

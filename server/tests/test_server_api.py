@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import pytest
 from PIL import Image
@@ -188,7 +189,17 @@ def test_metrics_are_prometheus_text(ready_server):
 def test_one_structured_log_line_per_request(ready_server):
     response = _generate(ready_server, seed=9, width=80, height=64)
     request_id = response.headers["x-request-id"]
-    lines = [line for line in ready_server.log_text().splitlines() if f"id={request_id}" in line]
+
+    def request_lines() -> list[str]:
+        return [line for line in ready_server.log_text().splitlines()
+                if f"id={request_id}" in line]
+
+    # The line is logged once the response has been sent, so it may land a moment after the
+    # client has its answer: wait for it (a deadline, not a speed check), then count.
+    deadline = time.monotonic() + 10
+    while not request_lines() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = request_lines()
     assert len(lines) == 1
     line = lines[0]
     for part in ("request id=", "route=/generate", "status=200", "width=80", "height=64",
