@@ -6,36 +6,51 @@ container -> wait on `/ready`. Every step first looks at what is already there, 
 again resumes instead of duplicating, and a container still loading its model is never
 restarted without `--force` (the playbook: do not redeploy during the first load).
 
-The decisions are pure functions (`plan_container`), the steps are thin.
+The decisions are pure functions (`container_plan.py`), getting a machine is `machines.py`,
+the steps here are thin.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from intelligensi_deploy import secrets
+
+# Re-exported: `deploy.X` stays the one place commands import these from.
+from intelligensi_deploy.container_plan import (  # noqa: F401
+    CONFIG_LABEL,
+    CONTAINER_PORT,
+    HF_CACHE_VOLUME,
+    ContainerAction,
+    ContainerFacts,
+    container_spec,
+    hf_cache_path,
+    needs_registry_login,
+    plan_container,
+    preset_container_name,
+)
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import ReadyStatus, fetch_ready, wait_ready
+from intelligensi_deploy.machines import (  # noqa: F401
+    NothingRunning,
+    connect,
+    connect_existing,
+    connect_waiting,
+    ensure_ssh_key,
+    provision_lambda,
+    require_running,
+)
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.state import Deployment, StateStore
 
 if TYPE_CHECKING:
     from intelligensi_deploy.cloud.lambda_api import LambdaClient
-    from intelligensi_deploy.remote.docker import ContainerSpec, Docker
+    from intelligensi_deploy.remote.docker import Docker
     from intelligensi_deploy.remote.host import Host
-
-CONTAINER_PORT = 8000
-HF_CACHE_VOLUME = "fluxdeploy-hf-cache"
-CONFIG_LABEL = "fluxdeploy.config"
-
 
 class Reporter(Protocol):
     """What `up`/`down` tell the user; the CLI renders it with rich."""
@@ -77,259 +92,6 @@ class Tracker:
         """Delete the record and stop saving until `record()` is called again."""
         self.store.delete(self.dep.name)
         self.recorded = False
-
-
-# ---------------------------------------------------------------- pure decisions
-
-
-class ContainerAction(str, Enum):
-    KEEP = "keep"            # running, ready, same config: nothing to do
-    WAIT = "wait"            # running and still loading: wait, never restart
-    REPLACE = "replace"      # remove the old one, run the new one
-    CREATE = "create"        # none there
-    REFUSE = "refuse"        # config changed while loading, and no --force
-
-
-@dataclass(frozen=True)
-class ContainerFacts:
-    """What `docker inspect` says about the deployment's container."""
-
-    running: bool
-    restarting: bool
-    config_hash: str | None
-    exit_code: int | None = None
-
-    @classmethod
-    def from_inspect(cls, data: Mapping[str, Any]) -> ContainerFacts:
-        state = data.get("State") or {}
-        labels = (data.get("Config") or {}).get("Labels") or {}
-        return cls(
-            running=bool(state.get("Running")),
-            restarting=bool(state.get("Restarting")),
-            config_hash=labels.get(CONFIG_LABEL),
-            exit_code=state.get("ExitCode"),
-        )
-
-
-def plan_container(
-    existing: ContainerFacts | None, desired_hash: str, ready: ReadyStatus | None, force: bool
-) -> ContainerAction:
-    """Decide what `up` does with the container it finds."""
-    if existing is None:
-        return ContainerAction.CREATE
-    if force:
-        return ContainerAction.REPLACE
-    if not existing.running or existing.restarting or ready is None or ready.failed:
-        return ContainerAction.REPLACE
-    same = existing.config_hash == desired_hash
-    if ready.ready:
-        return ContainerAction.KEEP if same else ContainerAction.REPLACE
-    if ready.loading or ready.unreachable:
-        return ContainerAction.WAIT if same else ContainerAction.REFUSE
-    return ContainerAction.REPLACE
-
-
-def container_spec(
-    preset: Preset, name: str, env_file: str | None, hf_cache: str | None,
-    image: str | None = None,
-) -> ContainerSpec:
-    """The container `up` runs for `preset`, labelled with a hash of its configuration.
-
-    `image` is the image reference to run: the bundled image's content-hash tag, or by
-    default the preset's registry image.
-    """
-    from intelligensi_deploy.remote.docker import ContainerSpec
-
-    image = image or preset.image
-    # A preset with `gpus: true` asked for a GPU: the server fails into /ready `failed`
-    # (gpu-not-visible) instead of quietly running FLUX on the CPU (docs/contract.md).
-    require_gpu = {"FLUX_REQUIRE_GPU": "1"} if preset.gpus else {}
-    env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **require_gpu,
-           **preset.scale_env(),
-           **preset.env}
-    volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
-    publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
-    digest = hashlib.sha256(
-        json.dumps([image, preset.port, publish_ip, sorted(env.items()), preset.gpus,
-                    list(volume)]).encode()
-    ).hexdigest()[:16]
-    return ContainerSpec(
-        name=preset_container_name(name),
-        image=image,
-        port=preset.port,
-        container_port=CONTAINER_PORT,
-        publish_ip=publish_ip,
-        env=env,
-        env_file=env_file,
-        gpus=preset.gpus,
-        volumes=[volume],
-        labels={"fluxdeploy.deployment": name, "fluxdeploy.preset": preset.name,
-                CONFIG_LABEL: digest},
-    )
-
-
-def preset_container_name(deployment_name: str) -> str:
-    return f"fluxdeploy-{deployment_name}"
-
-
-def hf_cache_path(preset: Preset) -> str | None:
-    """Host path for the Hugging Face cache: the preset's, or the Lambda file system's."""
-    if preset.hf_cache:
-        return preset.hf_cache
-    if preset.lambda_ and preset.lambda_.file_system:
-        return f"/lambda/nfs/{preset.lambda_.file_system}/huggingface"
-    return None
-
-
-def needs_registry_login(image: str, token: secrets.Token | None) -> bool:
-    """Log in only when a token is given for a registry other than Docker Hub."""
-    from intelligensi_deploy.remote.docker import registry_of
-
-    return token is not None and registry_of(image) != "docker.io"
-
-
-# ---------------------------------------------------------------- getting a machine
-
-
-class NothingRunning(FluxdeployError):
-    """The command needs a running deployment and the record holds nothing."""
-
-
-def connect_existing(dep: Deployment) -> Host:
-    """`connect` for commands on a deployment (logs, tunnel, generate): a record that holds
-    nothing (never launched, or down) is an error that says so, before any connection."""
-    require_running(dep)
-    return connect(dep)
-
-
-def require_running(dep: Deployment) -> None:
-    """Raise NothingRunning, saying what to do, when the record holds nothing to reach."""
-    if not dep.holds_resources:
-        if dep.active:
-            raise NothingRunning(
-                f"Deployment {dep.name!r} has nothing running: nothing was launched for it "
-                f"(phase {dep.phase}).",
-                fix=f"Start it with `fluxdeploy up --preset {dep.preset} --name {dep.name}`, "
-                f"or forget this record with `fluxdeploy down --name {dep.name}`.",
-            )
-        raise NothingRunning(
-            f"Deployment {dep.name!r} is down.",
-            fix=f"Start it again with `fluxdeploy up --preset {dep.preset} --name {dep.name}`.",
-        )
-
-
-def connect(
-    dep: Deployment, on_new_host_key: Callable[[str], None] | None = None
-) -> Host:
-    """A Host for the deployment: this machine, or SSH with the pinned host key."""
-    from intelligensi_deploy.remote.host import LocalHost, SSHHost
-
-    if dep.provider == "local":
-        return LocalHost()
-    if not dep.ip:
-        raise FluxdeployError(
-            f"Deployment {dep.name!r} has no address yet (phase {dep.phase}).",
-            fix="Run `fluxdeploy up` again to resume it, or `fluxdeploy down`.",
-        )
-    return SSHHost(
-        dep.ip,
-        port=dep.ssh_port or 22,
-        user=dep.ssh_user or "ubuntu",
-        key_path=dep.ssh_key_path,
-        pinned_host_key=dep.host_key,
-        on_new_host_key=on_new_host_key,
-    )
-
-
-def _connect_waiting(tracker: Tracker, ui: Reporter, timeout: float) -> Host:
-    from intelligensi_deploy.remote.host import wait_for_ssh
-
-    dep = tracker.dep
-    if dep.provider == "local":
-        return connect(dep)
-    ui.step(f"Connecting over SSH to {dep.ssh_user}@{dep.ip}:{dep.ssh_port}")
-
-    def record_key(key: str) -> None:
-        tracker.update(host_key=key)
-        ui.detail(f"trusted the host key on first use and pinned it: {key.split()[0]}")
-
-    return wait_for_ssh(lambda: connect(tracker.dep, record_key), timeout)
-
-
-def provision_lambda(
-    preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, boot_timeout: float
-) -> None:
-    """Reuse the recorded instance if it still exists, else launch one; wait until active."""
-    from intelligensi_deploy.cloud import provision
-    from intelligensi_deploy.cloud.lambda_api import LambdaAPIError
-
-    assert preset.lambda_ is not None
-    machine = preset.lambda_
-    dep = tracker.dep
-    if dep.instance_id:
-        try:
-            instance = client.get_instance(dep.instance_id)
-            gone = instance.status in ("terminated", "terminating", "preempted")
-        except LambdaAPIError as exc:
-            if exc.code != "global/object-does-not-exist":
-                raise
-            gone = True
-        if gone:
-            ui.warn(f"Recorded instance {dep.instance_id} is gone; launching a new one.")
-            # the firewall rule is account-wide and outlives the instance: keep it recorded
-            tracker.update(instance_id=None, ip=None, host_key=None, phase="launching")
-            if not tracker.dep.firewall_rule:
-                tracker.forget()  # nothing left to track until the new launch
-        else:
-            ui.step(f"Reusing instance {dep.instance_id} in {dep.region} ({instance.status})")
-    if not tracker.dep.instance_id:
-        ensure_ssh_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
-        ui.step(f"Launching {machine.instance_type} (regions in order: "
-                f"{', '.join(machine.regions) or 'any with capacity'})")
-
-        def launched(instance_id: str, region: str) -> None:
-            tracker.record(instance_id=instance_id, region=region, phase="booting")
-            ui.detail(f"launched {instance_id} in {region}; recorded (billing starts now; "
-                      "`fluxdeploy down` terminates it)")
-
-        provision.launch_first_available(
-            client, machine.instance_type, machine.regions, machine.ssh_key_name,
-            name=f"fluxdeploy-{tracker.dep.name}", file_system=machine.file_system,
-            on_launched=launched,
-        )
-    ui.step("Waiting for the instance to be active (boot takes minutes)")
-    instance = provision.wait_for_active(
-        client, tracker.dep.instance_id, boot_timeout,
-        on_status=lambda inst: ui.detail(f"instance {inst.id}: {inst.status}"),
-    )
-    tracker.update(ip=instance.ip)
-    if preset.exposure == "public" and tracker.dep.firewall_rule is None:
-        if not provision.firewall_applies(tracker.dep.region or ""):
-            ui.warn("us-south-1 has no Lambda firewall rules: the port is open as published.")
-        else:
-            rule = provision.ensure_firewall_rule(
-                client, preset.port, preset.public_cidr, f"fluxdeploy {tracker.dep.name}"
-            )
-            if rule is not None:
-                tracker.update(firewall_rule=rule.to_api())
-                ui.detail(f"opened TCP {preset.port} from {preset.public_cidr} (firewall rule)")
-
-
-def ensure_ssh_key(client: LambdaClient, key_name: str, key_path: str, ui: Reporter) -> None:
-    """The preset's SSH key must exist in the account; add it from `key_path.pub` if not."""
-    from intelligensi_deploy.cloud import provision
-
-    public = os.path.expanduser(key_path) + ".pub"
-    if os.path.isfile(public):
-        with open(public, encoding="utf-8") as fh:
-            provision.ensure_ssh_key(client, key_name, fh.read().strip())
-        return
-    if not any(k.name == key_name for k in client.ssh_keys()):
-        raise FluxdeployError(
-            f"Lambda has no SSH key named {key_name!r} and {public} does not exist.",
-            fix=f"Add the key in the Lambda dashboard under that name, or create {key_path} "
-            "with ssh-keygen -t ed25519.",
-        )
 
 
 # ---------------------------------------------------------------- the container
@@ -558,7 +320,7 @@ def up(
 
         client = (lambda_client or LambdaClient.from_env)()
         provision_lambda(preset, tracker, ui, client, boot_timeout)
-    host = _connect_waiting(tracker, ui, ssh_timeout)
+    host = connect_waiting(tracker, ui, ssh_timeout)
     try:
         tracker.update(phase="deploying")
         docker = Docker(host)

@@ -1,0 +1,131 @@
+"""`up`'s pure decisions about the container: what to do with the one found (keep / wait /
+replace / create / refuse), the container to run for a preset, where the HF cache lives.
+
+No I/O here: unit-tested by the hundred (tests/unit/test_deploy_plan.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from intelligensi_deploy import secrets
+from intelligensi_deploy.health import ReadyStatus
+from intelligensi_deploy.presets import Preset
+
+if TYPE_CHECKING:
+    from intelligensi_deploy.remote.docker import ContainerSpec
+
+CONTAINER_PORT = 8000
+HF_CACHE_VOLUME = "fluxdeploy-hf-cache"
+CONFIG_LABEL = "fluxdeploy.config"
+
+
+class ContainerAction(str, Enum):
+    KEEP = "keep"            # running, ready, same config: nothing to do
+    WAIT = "wait"            # running and still loading: wait, never restart
+    REPLACE = "replace"      # remove the old one, run the new one
+    CREATE = "create"        # none there
+    REFUSE = "refuse"        # config changed while loading, and no --force
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    """What `docker inspect` says about the deployment's container."""
+
+    running: bool
+    restarting: bool
+    config_hash: str | None
+    exit_code: int | None = None
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> ContainerFacts:
+        state = data.get("State") or {}
+        labels = (data.get("Config") or {}).get("Labels") or {}
+        return cls(
+            running=bool(state.get("Running")),
+            restarting=bool(state.get("Restarting")),
+            config_hash=labels.get(CONFIG_LABEL),
+            exit_code=state.get("ExitCode"),
+        )
+
+
+def plan_container(
+    existing: ContainerFacts | None, desired_hash: str, ready: ReadyStatus | None, force: bool
+) -> ContainerAction:
+    """Decide what `up` does with the container it finds."""
+    if existing is None:
+        return ContainerAction.CREATE
+    if force:
+        return ContainerAction.REPLACE
+    if not existing.running or existing.restarting or ready is None or ready.failed:
+        return ContainerAction.REPLACE
+    same = existing.config_hash == desired_hash
+    if ready.ready:
+        return ContainerAction.KEEP if same else ContainerAction.REPLACE
+    if ready.loading or ready.unreachable:
+        return ContainerAction.WAIT if same else ContainerAction.REFUSE
+    return ContainerAction.REPLACE
+
+
+def container_spec(
+    preset: Preset, name: str, env_file: str | None, hf_cache: str | None,
+    image: str | None = None,
+) -> ContainerSpec:
+    """The container `up` runs for `preset`, labelled with a hash of its configuration.
+
+    `image` is the image reference to run: the bundled image's content-hash tag, or by
+    default the preset's registry image.
+    """
+    from intelligensi_deploy.remote.docker import ContainerSpec
+
+    image = image or preset.image
+    # A preset with `gpus: true` asked for a GPU: the server fails into /ready `failed`
+    # (gpu-not-visible) instead of quietly running FLUX on the CPU (docs/contract.md).
+    require_gpu = {"FLUX_REQUIRE_GPU": "1"} if preset.gpus else {}
+    env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **require_gpu,
+           **preset.scale_env(),
+           **preset.env}
+    volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
+    publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
+    digest = hashlib.sha256(
+        json.dumps([image, preset.port, publish_ip, sorted(env.items()), preset.gpus,
+                    list(volume)]).encode()
+    ).hexdigest()[:16]
+    return ContainerSpec(
+        name=preset_container_name(name),
+        image=image,
+        port=preset.port,
+        container_port=CONTAINER_PORT,
+        publish_ip=publish_ip,
+        env=env,
+        env_file=env_file,
+        gpus=preset.gpus,
+        volumes=[volume],
+        labels={"fluxdeploy.deployment": name, "fluxdeploy.preset": preset.name,
+                CONFIG_LABEL: digest},
+    )
+
+
+def preset_container_name(deployment_name: str) -> str:
+    return f"fluxdeploy-{deployment_name}"
+
+
+def hf_cache_path(preset: Preset) -> str | None:
+    """Host path for the Hugging Face cache: the preset's, or the Lambda file system's."""
+    if preset.hf_cache:
+        return preset.hf_cache
+    if preset.lambda_ and preset.lambda_.file_system:
+        return f"/lambda/nfs/{preset.lambda_.file_system}/huggingface"
+    return None
+
+
+def needs_registry_login(image: str, token: secrets.Token | None) -> bool:
+    """Log in only when a token is given for a registry other than Docker Hub."""
+    from intelligensi_deploy.remote.docker import registry_of
+
+    return token is not None and registry_of(image) != "docker.io"
