@@ -107,11 +107,18 @@ def wait_ready(
     *,
     on_status: Callable[[ReadyStatus], None] = lambda s: None,
     interval: float = 1.0,
+    quick: float = 0.5,
+    quick_for: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReadyStatus:
-    """Poll `probe` until ready; raise ServerFailed on `failed`, ReadyTimeout at the deadline."""
-    deadline = clock() + timeout
+    """Poll `probe` until ready; raise ServerFailed on `failed`, ReadyTimeout at the deadline.
+
+    For the first `quick_for` seconds it polls every `quick` seconds: a container that is
+    ready in seconds (a cached model, a restart) is seen at once; a long load (a 30 GB
+    download) is then polled every `interval`."""
+    started = clock()
+    deadline = started + timeout
     last = ReadyStatus(state="unreachable", unreachable="not asked yet")
     while True:
         last = probe()
@@ -135,4 +142,4 @@ def wait_ready(
                 "`fluxdeploy status`. Otherwise run `fluxdeploy doctor`.",
                 doc="still-loading",
             )
-        sleep(interval)
+        sleep(quick if clock() - started < quick_for else interval)

@@ -88,19 +88,73 @@ def context_files(context_dir: Path, extra_dir: str | None = None) -> list[Conte
     return sorted(files, key=lambda f: f.arcname)
 
 
-def context_hash(files: Iterable[ContextFile], build_args: Mapping[str, str]) -> str:
-    """sha256 over every file's name, mode bit and bytes, and the build arguments."""
+def context_hash(files: Iterable[ContextFile], build_args: Mapping[str, str],
+                 cache: DigestCache | None = None) -> str:
+    """sha256 over every file's name, mode bit and bytes, and the build arguments (large
+    files' digests come from `cache` while their stat is unchanged)."""
+    cache = cache or DigestCache()
     digest = hashlib.sha256()
     for item in files:
         executable = os.access(item.path, os.X_OK)
         digest.update(f"{item.arcname}\0{int(executable)}\0".encode())
-        file_digest = hashlib.sha256()
-        with open(item.path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                file_digest.update(chunk)
-        digest.update(file_digest.digest())
+        digest.update(bytes.fromhex(cache.digest(item.path)))
     digest.update(json.dumps(sorted(build_args.items())).encode())
+    cache.save()
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB pieces."""
+    file_digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            file_digest.update(chunk)
+    return file_digest.hexdigest()
+
+
+class DigestCache:
+    """sha256 of large files (a torch wheel in `extra_dir` is 190 MB: about a second to hash)
+    remembered by path, size, mtime and inode, as git's index does: a file whose stat is
+    unchanged is not read again. Small files are always hashed. The cache lives in
+    `$XDG_CACHE_HOME/fluxdeploy/file-digests.json` (no secrets: paths and digests only); an
+    unreadable cache is ignored and rewritten."""
+
+    LARGE = 8 << 20
+
+    def __init__(self, path: Path | None = None) -> None:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        self.path = path or root / "fluxdeploy" / "file-digests.json"
+        try:
+            self.entries: dict[str, list] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}
+        self.changed = False
+
+    def digest(self, path: Path) -> str:
+        stat = path.stat()
+        if stat.st_size < self.LARGE:
+            return file_sha256(path)
+        key, seen = str(path.resolve()), [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        entry = self.entries.get(key)
+        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == seen:
+            return entry[3]
+        value = file_sha256(path)
+        self.entries[key] = [*seen, value]
+        self.changed = True
+        return value
+
+    def save(self) -> None:
+        """Write the cache atomically if it changed; a read-only home is not an error."""
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".tmp.{os.getpid()}")
+            tmp.write_text(json.dumps(self.entries), encoding="utf-8")
+            os.replace(tmp, self.path)
+            self.changed = False
+        except OSError:
+            pass
 
 
 def image_tag(full_hash: str) -> str:

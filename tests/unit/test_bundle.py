@@ -243,3 +243,43 @@ def test_plan_of_the_checkout_lists_the_dockerfile_first_by_name() -> None:
     plan = plan_build(BuildSettings(), {})
     assert isinstance(plan, BuildPlan)
     assert [f.arcname for f in plan.files][:2] == [".dockerignore", "Dockerfile"]
+
+
+def test_large_files_are_hashed_once_while_their_stat_is_unchanged(tmp_path, monkeypatch):
+    """A 190 MB torch wheel in extra_dir is not re-read by every `up`: its digest is kept by
+    path, size, mtime and inode, and an edit (new size or mtime) is hashed again."""
+    import hashlib
+
+    from intelligensi_deploy.bundle import context
+
+    big = tmp_path / "torch.whl"
+    big.write_bytes(b"x" * (context.DigestCache.LARGE + 1))
+    cache_file = tmp_path / "cache" / "digests.json"
+    first = context.DigestCache(cache_file)
+    assert first.digest(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+    first.save()
+    assert cache_file.stat().st_size > 0
+
+    def no_read(path):
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(context, "file_sha256", no_read)
+    assert context.DigestCache(cache_file).digest(big) == first.digest(big)  # from the cache
+
+    monkeypatch.undo()
+    big.write_bytes(b"y" * (context.DigestCache.LARGE + 2))
+    again = context.DigestCache(cache_file)
+    assert again.digest(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+
+
+def test_an_unreadable_digest_cache_is_ignored(tmp_path):
+    from intelligensi_deploy.bundle import context
+
+    cache_file = tmp_path / "digests.json"
+    cache_file.write_text("{not json")
+    big = tmp_path / "w.whl"
+    big.write_bytes(b"z" * (context.DigestCache.LARGE + 1))
+    cache = context.DigestCache(cache_file)
+    assert len(cache.digest(big)) == 64
+    cache.save()
+    assert str(big.resolve()) in cache_file.read_text()

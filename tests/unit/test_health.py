@@ -68,3 +68,20 @@ def test_timeout_while_loading_says_do_not_redeploy() -> None:
                    sleep=clock.sleep, clock=clock)
     assert "do not redeploy" in (info.value.fix or "")
     assert clock.now >= 10
+
+
+def test_polls_quickly_at_first_then_at_the_interval() -> None:
+    """A server ready in a second is seen within half a second of it; a long load is polled
+    every `interval` once the first minute has gone."""
+    pauses: list[float] = []
+    clock = FakeClock()
+
+    def sleep(s: float) -> None:
+        pauses.append(s)
+        clock.sleep(s)
+
+    with pytest.raises(ReadyTimeout):
+        wait_ready(lambda: ReadyStatus.parse(503, {"state": "loading"}), 100, interval=2.0,
+                   sleep=sleep, clock=clock)
+    assert pauses[:120] == [0.5] * 120  # the first 60 s
+    assert set(pauses[120:]) == {2.0} and len(pauses) == 120 + 20
