@@ -5,7 +5,9 @@ without the weights (speed does not depend on the weights' values)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,26 +19,25 @@ sys.path.insert(0, str(ROOT / "server"))
 
 PERCENTILES = (0, 50, 90, 95, 99, 100)
 
+def _options(compile: str = "off", fp8: str = "off", fuse_qkv: str = "off",
+             step_cache: str = "off") -> dict[str, str]:
+    """One option set as FLUX_* variables: every option named, off unless given."""
+    return {"FLUX_COMPILE": compile, "FLUX_FP8": fp8, "FLUX_FUSE_QKV": fuse_qkv,
+            "FLUX_STEP_CACHE": step_cache}
+
+
 # name -> FLUX_* variables (on top of the preset's or the defaults)
 OPTION_SETS: dict[str, dict[str, str]] = {
-    "plain": {"FLUX_COMPILE": "off", "FLUX_FP8": "off", "FLUX_FUSE_QKV": "off",
-              "FLUX_STEP_CACHE": "off"},
-    "fuse": {"FLUX_COMPILE": "off", "FLUX_FP8": "off", "FLUX_FUSE_QKV": "on",
-             "FLUX_STEP_CACHE": "off"},
-    "cache": {"FLUX_COMPILE": "off", "FLUX_FP8": "off", "FLUX_FUSE_QKV": "off",
-              "FLUX_STEP_CACHE": "first-block"},
-    "taylorseer": {"FLUX_COMPILE": "off", "FLUX_FP8": "off", "FLUX_FUSE_QKV": "off",
-                   "FLUX_STEP_CACHE": "taylorseer"},
-    "fp8": {"FLUX_COMPILE": "off", "FLUX_FP8": "on", "FLUX_FUSE_QKV": "on",
-            "FLUX_STEP_CACHE": "off"},
-    "regional": {"FLUX_COMPILE": "regional", "FLUX_FP8": "off", "FLUX_FUSE_QKV": "on",
-                 "FLUX_STEP_CACHE": "off"},
-    "full": {"FLUX_COMPILE": "full", "FLUX_FP8": "off", "FLUX_FUSE_QKV": "on",
-             "FLUX_STEP_CACHE": "off"},
-    "regional+fp8": {"FLUX_COMPILE": "regional", "FLUX_FP8": "on", "FLUX_FUSE_QKV": "on",
-                     "FLUX_STEP_CACHE": "off"},
-    "regional+fp8+cache": {"FLUX_COMPILE": "regional", "FLUX_FP8": "on",
-                           "FLUX_FUSE_QKV": "on", "FLUX_STEP_CACHE": "first-block"},
+    "plain": _options(),
+    "fuse": _options(fuse_qkv="on"),
+    "cache": _options(step_cache="first-block"),
+    "taylorseer": _options(step_cache="taylorseer"),
+    "fp8": _options(fp8="on", fuse_qkv="on"),
+    "regional": _options(compile="regional", fuse_qkv="on"),
+    "full": _options(compile="full", fuse_qkv="on"),
+    "regional+fp8": _options(compile="regional", fp8="on", fuse_qkv="on"),
+    "regional+fp8+cache": _options(compile="regional", fp8="on", fuse_qkv="on",
+                                   step_cache="first-block"),
     "auto": {},  # whatever the planner picks on this GPU
 }
 
@@ -232,3 +233,15 @@ def make_bench(args, env: dict[str, str], warm: list[SizeSpec]) -> Bench:
     if args.random_weights:
         return build_random(args.random_weights, env, warm)
     return load_real(args.model, env, warm)
+
+
+def run_one_set(argv: list[str], name: str, timeout: float) -> dict | None:
+    """Run one option set in a child process (a fresh torch: compile caches and fp8 weights
+    do not leak between sets) and return the JSON it prints on its `RESULT ` line; None, with
+    the child's last words, when it failed."""
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    print(f"[{name}] failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return None

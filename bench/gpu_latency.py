@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from flux_bench import (
     make_bench,
     parse_size_specs,
     percentiles,
+    run_one_set,
     sync,
 )
 
@@ -132,12 +132,7 @@ def _run_set(args, name: str) -> dict | None:
                         ("--preset", args.preset)):
         if value:
             argv += [flag, value]
-    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=args.set_timeout)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    print(f"[{name}] failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    return None
+    return run_one_set(argv, name, args.set_timeout)
 
 
 def _print(result: dict, plain_p50: dict[str, float]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from flux_bench import (
     default_size_specs,
     make_bench,
     parse_size_specs,
+    run_one_set,
 )
 
 PROMPTS = ("a lighthouse at dusk, photograph", "a bowl of ramen, studio light",
@@ -93,12 +93,7 @@ def _run_set(args, name: str, out: str) -> dict | None:
     for flag, value in (("--sizes", args.sizes), ("--random-weights", args.random_weights)):
         if value:
             argv += [flag, value]
-    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=args.set_timeout)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    print(f"[{name}] failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    return None
+    return run_one_set(argv, name, args.set_timeout)
 
 
 def main() -> None:
