@@ -228,14 +228,19 @@ esac
 """
 
 
+def fake_docker_on_vm(tmp_path: Path, sshd: SSHServer, script: str, **env: str) -> None:
+    """Put `script` first on the test VM's PATH as `docker` (plus any other session env)."""
+    bin_dir = tmp_path / "vm-bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(script)
+    (bin_dir / "docker").chmod(0o755)
+    sshd.set_session_env(PATH=f"{bin_dir}:/usr/bin:/bin", **env)
+
+
 @pytest.mark.timeout(90)
 def test_logs_follow_started_with_sigint_ignored_closes_on_sigterm(
         tmp_path: Path, sshd: SSHServer) -> None:
-    bin_dir = tmp_path / "vm-bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").write_text(FAKE_DOCKER)
-    (bin_dir / "docker").chmod(0o755)
-    sshd.set_session_env(PATH=f"{bin_dir}:/usr/bin:/bin")
+    fake_docker_on_vm(tmp_path, sshd, FAKE_DOCKER)
     home = tmp_path / "home"
     StateStore(home).save(Deployment(
         name="vm", preset="ssh", provider="ssh", phase="ready", ip=sshd.host,
@@ -283,13 +288,9 @@ class _Loading(socketserver.BaseRequestHandler):
 @pytest.mark.timeout(120)
 def test_up_waiting_for_ready_closes_on_sigterm_with_the_state_saved(
         tmp_path: Path, sshd: SSHServer) -> None:
-    bin_dir = tmp_path / "vm-bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").write_text(FAKE_DOCKER_FOR_UP)
-    (bin_dir / "docker").chmod(0o755)
     vm_home = tmp_path / "vm-home"
     vm_home.mkdir()
-    sshd.set_session_env(PATH=f"{bin_dir}:/usr/bin:/bin", HOME=str(vm_home))
+    fake_docker_on_vm(tmp_path, sshd, FAKE_DOCKER_FOR_UP, HOME=str(vm_home))
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Loading) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         preset = tmp_path / "mine.yaml"
