@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.state_records import holds_resources, read_records, state_root
 
-__all__ = ["Deployment", "Phase", "StateError", "StateStore", "state_root"]
+__all__ = ["Deployment", "NodeRecord", "Phase", "StateError", "StateStore", "state_root"]
 
 Phase = Literal["launching", "booting", "deploying", "loading", "ready", "failed", "down"]
 
@@ -28,8 +28,32 @@ class StateError(FluxdeployError):
     """No such deployment, or an ambiguous choice."""
 
 
+class NodeRecord(BaseModel):
+    """One node of a multi-node (Ray Serve) cluster: node 1 is the Ray head and the endpoint."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    index: int
+    name: str  # the Lambda instance name, fluxdeploy-<deployment>-node<index>
+    instance_id: str | None = None
+    region: str | None = None
+    ip: str | None = None
+    host_key: str | None = None
+    container_name: str = ""
+
+    @property
+    def role(self) -> str:
+        return "head" if self.index == 1 else "worker"
+
+
 class Deployment(BaseModel):
-    """The record of one deployment. Fields are facts, never credentials."""
+    """The record of one deployment. Fields are facts, never credentials.
+
+    A multi-node cluster lists every node in `nodes` (node 1 first); the top-level
+    instance_id / ip / host_key / container_name are node 1's, so every command that talks to
+    "the deployment" (logs, tunnel, generate, open) talks to the head, where the endpoint is.
+    `ray_rule_ips` are the node addresses that have a Ray firewall rule (one /32 each).
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -51,6 +75,8 @@ class Deployment(BaseModel):
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
     firewall_rule: dict[str, Any] | None = None
+    nodes: list[NodeRecord] = []
+    ray_rule_ips: list[str] = []
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -62,7 +88,21 @@ class Deployment(BaseModel):
     def holds_resources(self) -> bool:
         """Whether anything exists to clean up (an instance, a firewall rule, a container)."""
         return holds_resources(self.model_dump(include={"provider", "instance_id",
-                                                        "firewall_rule", "phase"}))
+                                                        "firewall_rule", "phase", "nodes",
+                                                        "ray_rule_ips"}))
+
+    @property
+    def is_cluster(self) -> bool:
+        return len(self.nodes) > 1
+
+    def node(self, index: int) -> NodeRecord:
+        """Node `index` (1 = the head); StateError naming the nodes there are."""
+        for node in self.nodes:
+            if node.index == index:
+                return node
+        known = ", ".join(str(n.index) for n in self.nodes) or "none (one VM)"
+        raise StateError(f"Deployment {self.name!r} has no node {index} (nodes: {known}).",
+                         fix="Run `fluxdeploy status` to see the nodes.")
 
 
 class StateStore:

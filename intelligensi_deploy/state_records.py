@@ -54,10 +54,13 @@ def read_records(folder: Path | None = None) -> list[dict[str, Any]]:
 
 
 def holds_resources(record: Mapping[str, Any]) -> bool:
-    """Whether anything exists that `down` must clean up: for Lambda an instance or a firewall
-    rule; for an SSH host or this machine, a container or secrets file (phase deploying on)."""
+    """Whether anything exists that `down` must clean up: for Lambda an instance (of any
+    node) or a firewall rule; for an SSH host or this machine, a container or secrets file (phase deploying on)."""
     if record.get("provider") == "lambda":
-        return bool(record.get("instance_id") or record.get("firewall_rule"))
+        nodes = record.get("nodes") or []
+        return bool(record.get("instance_id") or record.get("firewall_rule")
+                    or record.get("ray_rule_ips")
+                    or any(node.get("instance_id") for node in nodes))
     return record.get("phase") not in NOTHING_CREATED_PHASES
 
 
