@@ -55,8 +55,9 @@ def node_container_name(deployment: str, node: ClusterNode) -> str:
 
 
 def node_run_args(preset: Preset, deployment: str, node: ClusterNode, head_ip: str,
-                  env_file: str, per_node: int) -> list[str]:
-    """``docker run -d`` (the args after ``docker``) for one node of the cluster."""
+                  env_file: str, per_node: int, image: str | None = None) -> list[str]:
+    """``docker run -d`` (the args after ``docker``) for one node of the cluster; `image`
+    is the tag to run (the bundled image's content-hash tag), default the preset's."""
     env = {"FLUX_NODE_IP": node.ip, "FLUX_NODE_REPLICAS": str(per_node),
            "RAY_AUTH_MODE": "token", **preset.server.container_env(), **preset.scale_env(),
            **preset.env}
@@ -84,7 +85,7 @@ def node_run_args(preset: Preset, deployment: str, node: ClusterNode, head_ip: s
              "--label", f"fluxdeploy.deployment={deployment}",
              "--label", f"fluxdeploy.node={node.index}",
              "--label", f"fluxdeploy.role={node.role}",
-             preset.image, "python", "-m", "flux_server.node", node.role]
+             image or preset.image, "python", "-m", "flux_server.node", node.role]
     return args
 
 

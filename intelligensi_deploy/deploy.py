@@ -286,12 +286,6 @@ def up(
     """
     from intelligensi_deploy.remote.docker import Docker
 
-    if preset.scale is not None and preset.scale.nodes > 1:
-        raise FluxdeployError(
-            f"Preset {preset.name!r} asks for scale.nodes: {preset.scale.nodes}; this version of "
-            "`fluxdeploy up` deploys one VM only (the multi-node launch is not built yet).",
-            fix="Use one VM with several GPUs (`--preset lambda-8x-a100`: one replica per GPU), "
-            "or set scale.nodes: 1.", doc="scale-out")
     name = name or preset.name
     hf = secrets.hf_token(environ)
     if preset.gated and hf is None:
@@ -319,6 +313,12 @@ def up(
         from intelligensi_deploy.cloud.lambda_api import LambdaClient
 
         client = (lambda_client or LambdaClient.from_env)()
+        if preset.scale is not None and preset.scale.nodes > 1:
+            from intelligensi_deploy.cluster_up import up_cluster
+
+            return up_cluster(preset, tracker, ui, client, force=force, environ=environ,
+                              build_flags=build_flags, boot_timeout=boot_timeout,
+                              ssh_timeout=ssh_timeout)
         provision_lambda(preset, tracker, ui, client, boot_timeout)
     host = connect_waiting(tracker, ui, ssh_timeout)
     try:
@@ -351,6 +351,11 @@ def down(
         what = "nothing was launched for it" if dep.active else "it was already down"
         ui.step(f"Forgot deployment {dep.name!r} ({what}; nothing to clean up)")
         return None
+    if dep.nodes:
+        from intelligensi_deploy.cloud.lambda_api import LambdaClient
+        from intelligensi_deploy.cluster_down import down_cluster
+
+        return down_cluster(dep, store, ui, (lambda_client or LambdaClient.from_env)())
     tracker = Tracker(store, dep)
     if dep.ip or dep.provider == "local":
         try:

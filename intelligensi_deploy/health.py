@@ -28,6 +28,7 @@ class ReadyStatus:
     progress: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     unreachable: str | None = None
+    cluster: dict[str, Any] | None = None  # a Ray Serve cluster's replicas (docs/contract.md)
 
     @classmethod
     def parse(cls, http_status: int, body: Any) -> ReadyStatus:
@@ -43,6 +44,7 @@ class ReadyStatus:
             elapsed_s=float(body.get("elapsed_s") or 0.0),
             progress=dict(body.get("progress") or {}),
             error=body.get("error") or None,
+            cluster=body.get("cluster") if isinstance(body.get("cluster"), dict) else None,
         )
 
     @property
@@ -71,7 +73,27 @@ class ReadyStatus:
             text += f" {p.get('warm_sizes_done', 0)}/{p['warm_sizes_total']} sizes"
         if self.failed and self.error:
             text += f": {self.error.get('type', '')}: {self.error.get('message', '')}"
+        if self.cluster:
+            text += f", replicas ready {self.cluster.get('ready', '?')}{replica_phases(self.cluster)}"
         return text
+
+
+def replica_phases(cluster: dict[str, Any]) -> str:
+    """` (node 10.0.0.2: ready; node 10.0.0.3: downloading 0.42 GB, loading)`: each node's
+    replicas and their phase, as the head's /ready lists them."""
+    by_node: dict[str, list[str]] = {}
+    for row in cluster.get("replicas") or []:
+        phase = str(row.get("state", "?"))
+        done = (row.get("progress") or {}).get("bytes_done")
+        if phase == "downloading" and done:
+            phase += f" {_gb(done)} GB"
+        if phase == "failed" and row.get("error"):
+            phase += f" ({(row['error'] or {}).get('type', '')})"
+        by_node.setdefault(str(row.get("node_ip", "?")), []).append(phase)
+    if not by_node:
+        return ""
+    return " (" + "; ".join(f"node {ip}: {', '.join(p)}" for ip, p in sorted(by_node.items())) \
+        + ")"
 
 
 def _gb(n: Any) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.presets import Preset
-from intelligensi_deploy.state import Deployment
+from intelligensi_deploy.state import Deployment, NodeRecord
 
 if TYPE_CHECKING:
     from intelligensi_deploy.cloud.lambda_api import LambdaClient
@@ -158,3 +158,17 @@ def ensure_ssh_key(client: LambdaClient, key_name: str, key_path: str, ui: Repor
             fix=f"Add the key in the Lambda dashboard under that name, or create {key_path} "
             "with ssh-keygen -t ed25519.",
         )
+
+
+def connect_node(dep: Deployment, node: NodeRecord,
+                 on_new_host_key: Callable[[str], None] | None = None) -> Host:
+    """A Host for one node of a cluster (SSH, with that node's pinned host key)."""
+    from intelligensi_deploy.remote.host import SSHHost
+
+    if not node.ip:
+        raise FluxdeployError(
+            f"Node {node.index} of {dep.name!r} has no address yet (phase {dep.phase}).",
+            fix="Run `fluxdeploy up` again to resume it, or `fluxdeploy down`.")
+    return SSHHost(node.ip, port=dep.ssh_port or 22, user=dep.ssh_user or "ubuntu",
+                   key_path=dep.ssh_key_path, pinned_host_key=node.host_key,
+                   on_new_host_key=on_new_host_key)

@@ -118,6 +118,9 @@ RULES: tuple[Rule, ...] = (
     # above: a reason that quotes a driver error is nvidia-runtime
     _rule("gpu-not-visible", r"requires a GPU \(FLUX_REQUIRE_GPU=1\) but CUDA sees none|"
           r"\bGpuNotVisible\b|\bcuda: not available\b(?!.*\bruns on the CPU\b)"),
+    # a Ray Serve replica (or its node) gone mid-request: the endpoint retried it elsewhere
+    _rule("replica-lost", r"ray\.exceptions\.(?:ActorDiedError|ActorUnavailableError|"
+          r"RayActorError)\b|replica lost during a request"),
     # disk
     _rule("disk-full", r"No space left on device"),
     _rule("disk-full", r"Not enough free disk space to download the file", severity="warning"),

@@ -150,6 +150,11 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "cause, then `fluxdeploy up` again (finished layers are reused).",
     ),
     FindingKind(
+        "replica-lost", "warning", "A replica (or its node) went away while serving requests",
+        "The endpoint retried each of those requests once on another replica. `fluxdeploy "
+        "status` shows the nodes; `fluxdeploy doctor` names a lost node (node-not-joined).",
+    ),
+    FindingKind(
         "container-crash", "error", "The server crashed with an unrecognised error",
         "Read the traceback with `fluxdeploy logs`; the last exception line is shown above.",
     ),

@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -185,7 +185,7 @@ class FakeLambda:
     def __init__(self, *, api_key: str = DEFAULT_API_KEY,
                  capacity: Mapping[str, Iterable[str]] | None = None,
                  instance_types: Iterable[FakeType] = DEFAULT_TYPES,
-                 boot_seconds: float = 0.0, instance_ip: str = "127.0.0.1",
+                 boot_seconds: float = 0.0, instance_ip: str | Sequence[str] = "127.0.0.1",
                  launch_interval_s: float = LAUNCH_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic,
                  port: int = 0, contract: OpenAPIContract | None = None,
@@ -483,8 +483,21 @@ class FakeLambda:
         if instance.status == "booting" and (
                 self.clock() - instance.launched_at >= self.boot_seconds):
             instance.status = "active"
-            instance.ip = self.instance_ip
+            instance.ip = self._free_ip()
         return instance.status
+
+    def _free_ip(self) -> str:
+        """`instance_ip`, or with a list of them (several "VMs"), the first one that no live
+        instance holds (in launch order; a terminated instance's address is free again)."""
+        if isinstance(self.instance_ip, str):
+            return self.instance_ip
+        held = {i.ip for i in self.instances.values()
+                if i.ip and i.status != "terminated" and i.forced_status != "terminated"}
+        free = [ip for ip in self.instance_ip if ip not in held]
+        if not free:
+            raise ApiError(400, "instance-operations/launch/insufficient-capacity",
+                           "Not enough capacity to fulfill launch request.")
+        return free[0]
 
     def _instance_json(self, instance: FakeInstance) -> dict[str, Any]:
         status = self._status(instance)

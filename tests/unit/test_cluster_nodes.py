@@ -14,8 +14,8 @@ from intelligensi_deploy.cluster_nodes import (
 from intelligensi_deploy.presets import load_preset
 from intelligensi_deploy.secrets import Token
 
-# The multi-VM preset waits in docs/examples/ until `up` launches several nodes.
-MULTI_VM_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "lambda-3x-a100.yaml"
+# The shipped multi-VM preset (3 x gpu_1x_a100, one replica each).
+MULTI_VM_EXAMPLE = Path(__file__).resolve().parents[2] / "presets" / "lambda-3x-a100.yaml"
 
 IPS = ["203.0.113.10", "203.0.113.11", "203.0.113.12"]
 

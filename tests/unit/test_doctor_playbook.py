@@ -58,7 +58,8 @@ def test_the_catalogue_is_what_the_issue_promised() -> None:
         "ghcr-auth", "image-not-found", "hf-auth", "hf-unreachable", "device-map-auto",
         "cuda-oom", "oom-killed", "nvidia-runtime", "gpu-not-visible", "disk-full", "port-in-use",
         "still-loading", "bound-to-loopback", "firewall-closed", "container-crash",
-        "fp8-unsupported", "recompile-storm", "compile-slow-start", "image-build-failed"}
+        "fp8-unsupported", "recompile-storm", "compile-slow-start", "image-build-failed",
+        "replica-lost"}
 
 
 def test_playbook_states_the_golden_rule_and_the_exit_codes() -> None:

@@ -9,8 +9,8 @@ import pytest
 from intelligensi_deploy.preset_paths import PresetError
 from intelligensi_deploy.presets import load_preset, parse_preset
 
-# The multi-VM preset waits in docs/examples/ until `up` launches several nodes.
-MULTI_VM_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "lambda-3x-a100.yaml"
+# The shipped multi-VM preset (3 x gpu_1x_a100, one replica each).
+MULTI_VM_EXAMPLE = Path(__file__).resolve().parents[2] / "presets" / "lambda-3x-a100.yaml"
 
 BASE = """
 provider: lambda
@@ -92,18 +92,39 @@ def test_several_nodes_need_lambda():
                      "scale: {nodes: 2, replicas_per_node: 1}\n", source="/tmp/ssh2.yaml")
 
 
-def test_up_refuses_a_multi_node_preset_before_touching_anything(tmp_path):
-    """`up` deploys one VM only for now: a multi-node preset is refused up front, no record."""
+def test_up_with_room_for_two_of_three_nodes_leaves_nothing_billing(tmp_path):
+    """`up` on the shipped 3-VM preset, through the fake Lambda API, when the region has
+    room for 2 nodes only: both are terminated at once, the record holds nothing, the
+    error offers the choice, and no firewall rule was written."""
     from intelligensi_deploy import deploy
-    from intelligensi_deploy.errors import FluxdeployError
+    from intelligensi_deploy.cloud.cluster_plan import ClusterCapacityError
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient
     from intelligensi_deploy.state import StateStore
+    from tests.fakes.fake_lambda import FakeLambda
 
+    class Quiet:
+        def __getattr__(self, _name):
+            return lambda *args, **kwargs: None
+
+    key = tmp_path / "id_ed25519"
+    key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFake me\n")
+    shipped = load_preset(str(MULTI_VM_EXAMPLE))
+    preset = shipped.model_copy(update={
+        "ssh": shipped.ssh.model_copy(update={"key_path": str(key)})})
     store = StateStore(tmp_path)
-    with pytest.raises(FluxdeployError) as info:
-        deploy.up(load_preset(str(MULTI_VM_EXAMPLE)), name=None, store=store, ui=None,
-                  environ={}, lambda_client=lambda: pytest.fail("no API call expected"))
-    assert "scale.nodes: 3" in info.value.message and "lambda-8x-a100" in (info.value.fix or "")
-    assert store.list() == []
+    with FakeLambda(api_key="secret_k", capacity={"gpu_1x_a100": ["us-east-1"]},
+                    launch_interval_s=0.0) as fake:
+        fake.limit_capacity("gpu_1x_a100", "us-east-1", 2)
+        with pytest.raises(ClusterCapacityError) as info:
+            deploy.up(preset, name="trio", store=store, ui=Quiet(), environ={},
+                      lambda_client=lambda: LambdaClient("secret_k", fake.url))
+        assert len(fake.calls("POST", "/instance-operations/launch")) == 3
+        assert all(i.forced_status == "terminated" for i in fake.instances.values())
+        assert fake.calls("PUT", "/firewall-rules") == []
+        assert fake.violations == []
+    assert "Only 2 of 3 nodes" in info.value.message and "lower scale.nodes" in info.value.fix
+    record = store.load("trio")
+    assert record is None or not record.holds_resources
 
 
 def test_a_bundled_scale_preset_needs_the_scale_extra():

@@ -1,0 +1,61 @@
+"""`down` for a multi-node cluster: every node's container and env file, the Ray firewall
+rules and the serving-port rule, and every instance. A node that cannot be reached is
+terminated anyway (that removes its container too)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from intelligensi_deploy.cluster_up import drop_node, env_file_path
+from intelligensi_deploy.errors import FluxdeployError
+
+if TYPE_CHECKING:
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient
+    from intelligensi_deploy.deploy import Reporter
+    from intelligensi_deploy.state import Deployment, StateStore
+
+
+def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
+                 client: LambdaClient) -> Deployment:
+    """Every node's container and env file, the Ray rules and the serving-port rule, every
+    instance: gone. A node that cannot be reached is terminated anyway."""
+    from intelligensi_deploy.cloud import provision
+    from intelligensi_deploy.cloud.ray_ports import remove_ray_rules
+    from intelligensi_deploy.deploy import Tracker, remote_home
+    from intelligensi_deploy.machines import connect_node
+    from intelligensi_deploy.remote.docker import Docker
+
+    tracker = Tracker(store, dep)
+    for node in dep.nodes:
+        if not node.ip:
+            continue
+        try:
+            host = connect_node(dep, node)
+            try:
+                if node.container_name and Docker(host).remove(node.container_name):
+                    ui.step(f"Node {node.index}: removed container {node.container_name}")
+                host.run(["rm", "-f", env_file_path(remote_home(host), dep.name, node.index)])
+            finally:
+                host.close()
+        except FluxdeployError as exc:
+            ui.warn(f"Could not reach node {node.index} ({node.ip}) to remove its container "
+                    f"({exc.message}); terminating the instance removes it anyway.")
+    rules = client.firewall_rules()
+    kept = remove_ray_rules(rules, dep.name)
+    if len(kept) != len(rules):
+        client.set_firewall_rules(kept)
+        ui.step(f"Removed the Ray firewall rules of the {len(rules) - len(kept)} nodes")
+    tracker.update(ray_rule_ips=[])
+    if dep.firewall_rule:
+        provision.remove_firewall_rule(client, dep.firewall_rule)
+        ui.step(f"Removed the firewall rule for TCP {dep.port}")
+        tracker.update(firewall_rule=None)
+    for node in dep.nodes:
+        if node.instance_id:
+            if provision.terminate_if_present(client, node.instance_id):
+                ui.step(f"Node {node.index}: terminated instance {node.instance_id} "
+                        "(billing stops)")
+            else:
+                ui.detail(f"node {node.index}: instance {node.instance_id} was already gone")
+        drop_node(tracker, node.index)
+    return tracker.update(phase="down", instance_id=None, ip=None, host_key=None)
