@@ -33,17 +33,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
 )
-presets_app = typer.Typer(help="List and show presets.", no_args_is_help=True,
-                          rich_markup_mode=None)
+from intelligensi_deploy.cli_presets_image import (  # after cli_params.install()
+    BuildOpt,
+    image_app,
+    presets_app,
+)
+
 app.add_typer(presets_app, name="presets")
-image_app = typer.Typer(help="The bundled server image: build it on the local Docker engine, "
-                        "and push it to your registry.", no_args_is_help=True,
-                        rich_markup_mode=None)
 app.add_typer(image_app, name="image")
-BuildOpt = typer.Option(None, "--build", "-b", metavar="KEY=VALUE",
-                        help="Override the preset's build section (image: bundled): base_image, "
-                        "torch, torch_index, extras, extra_dir. Repeatable. Beats "
-                        "FLUXDEPLOY_BUILD_<KEY>, which beats the preset.")
 
 NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "
                        "recent one).")
@@ -144,8 +141,11 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f"),
     tail: int | None = typer.Option(200, "--tail", help="Lines from the end (0: all)."),
     since: str | None = typer.Option(None, "--since", help="e.g. 10m, 2h, or a timestamp."),
+    node: int | None = typer.Option(None, "--node", help="A cluster's node (1: the head)."),
+    replica: str | None = typer.Option(None, "--replica", help="A cluster's replica id "
+                                       "(`status` lists them): its Ray Serve log."),
 ) -> None:
-    """Print the server container's log (redacted)."""
+    """Print the server container's log (redacted); on a cluster, a node's or a replica's."""
     from intelligensi_deploy import deploy
     from intelligensi_deploy.redact import redact
     from intelligensi_deploy.remote.docker import Docker
@@ -158,10 +158,20 @@ def logs(
         sys.stdout.flush()
 
     with interruptible():  # `logs -f` runs until SIGINT/SIGTERM: exit 130/143, closed
-        host = deploy.connect_existing(dep)
+        if replica:
+            from intelligensi_deploy.cluster_access import show_replica_log
+
+            show_replica_log(dep, replica, tail, show)
+            return
+        if node is not None:
+            from intelligensi_deploy.cluster_access import connect_to_node
+
+            host, container = connect_to_node(dep, node)
+        else:
+            host, container = deploy.connect_existing(dep), dep.container_name
         try:
-            Docker(host).logs(dep.container_name, tail=tail or None, since=since,
-                              follow=follow, on_output=show)
+            Docker(host).logs(container, tail=tail or None, since=since, follow=follow,
+                              on_output=show)
         finally:
             host.close()
 
@@ -169,20 +179,36 @@ def logs(
 @app.command()
 def tunnel(
     name: str | None = NameOpt,
-    local_port: int = typer.Option(8000, "--local-port", "-L", help="Local port (0: any)."),
+    local_port: int | None = typer.Option(None, "--local-port", "-L", help="Local port "
+                                          "(default 8000, 8265 with --dashboard; 0: any)."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="A cluster's Ray dashboard "
+                                   "(127.0.0.1:8265 on the head) instead of the server."),
 ) -> None:
     """Forward a local port to the server over SSH (like ssh -L) until Ctrl-C or SIGTERM."""
     from intelligensi_deploy import deploy
     from intelligensi_deploy.signals import Interrupted, interruptible, wait_forever
 
     dep = _resolve(name)
+    remote, what = dep.port, f"{dep.name}:{dep.port}"
+    if dashboard:
+        from intelligensi_deploy.cloud.ray_ports import RAY_PORTS
+        from intelligensi_deploy.cluster_access import require_cluster
+
+        require_cluster(dep, "--dashboard")
+        remote, what = RAY_PORTS.dashboard, f"the Ray dashboard of {dep.name}"
     try:
         with interruptible():  # whatever the inherited dispositions: exit 130/143, closed
             host = deploy.connect_existing(dep)
             try:
-                with host.forward(dep.port, local_port=local_port) as port:
-                    typer.echo(f"Tunnel open: http://127.0.0.1:{port} -> {dep.name}:"
-                               f"{dep.port} (Ctrl-C to close)")
+                wanted = local_port if local_port is not None else (
+                    8265 if dashboard else 8000)
+                with host.forward(remote, local_port=wanted) as port:
+                    typer.echo(f"Tunnel open: http://127.0.0.1:{port} -> {what} (Ctrl-C to "
+                               "close)")
+                    if dashboard:
+                        from intelligensi_deploy.cluster_access import dashboard_token_hint
+
+                        typer.echo(dashboard_token_hint(dep))
                     sys.stdout.flush()
                     wait_forever()
             finally:
@@ -286,61 +312,6 @@ def diagnose(
     from intelligensi_deploy.doctor import run as doctor_run
 
     raise typer.Exit(doctor_run.diagnose_main(file, as_json=as_json))
-
-
-@presets_app.command("list")
-def presets_list() -> None:
-    """Shipped and user presets."""
-    from intelligensi_deploy.preset_paths import SHIPPED_PRESETS_DIR, preset_files
-
-    for preset_name, path in sorted(preset_files().items()):
-        origin = "shipped" if path.parent == SHIPPED_PRESETS_DIR else str(path)
-        description = ""
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("description:"):
-                description = line.split(":", 1)[1].strip()
-        typer.echo(f"{preset_name:18} {description}  [{origin}]")
-
-
-@presets_app.command("show")
-def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -> None:
-    """Validate a preset and print it with every default filled in."""
-    import yaml
-
-    from intelligensi_deploy.bundle.show import image_path_lines
-    from intelligensi_deploy.presets import load_preset
-
-    preset = load_preset(name)
-    typer.echo(yaml.safe_dump(preset.model_dump(by_alias=True, mode="json"), sort_keys=False))
-    for line in image_path_lines(preset):
-        typer.echo(line)
-
-
-@image_app.command("build")
-def image_build(
-    preset: str | None = typer.Option(None, "--preset", "-p", help="Preset whose build "
-                                      "section to use (default: the production build: CUDA "
-                                      "base, CUDA torch, quant extras)."),
-    build: list[str] | None = BuildOpt,
-    push: str | None = typer.Option(None, "--push", metavar="REF", help="Also tag the image as "
-                                    "REF (e.g. ghcr.io/you/flux-server:1.0) and push it; logs "
-                                    "in with GHCR_TOKEN on stdin when it is set."),
-    platform: str | None = typer.Option(None, "--platform", help="e.g. linux/arm64 (needs "
-                                        "an engine that builds for it)."),
-) -> None:
-    """Build the bundled server image on the local engine, with the same context and tag as
-    `up` (fluxdeploy/flux-server:<hash12>); optionally push it."""
-    from intelligensi_deploy.bundle.publish import build_and_push
-    from intelligensi_deploy.bundle.settings import parse_flags
-    from intelligensi_deploy.console import ConsoleReporter
-    from intelligensi_deploy.presets import load_preset
-    from intelligensi_deploy.signals import interruptible
-
-    ui = ConsoleReporter()
-    with interruptible():  # a long build stops on SIGINT/SIGTERM (130/143), engine's too
-        tag = build_and_push(load_preset(preset) if preset else None,
-                             parse_flags(build or []), ui=ui, push=push, platform=platform)
-    typer.echo(tag)
 
 
 def _exit_interrupted(exc: BaseException) -> None:

@@ -39,6 +39,7 @@ from intelligensi_deploy.machines import (  # noqa: F401
     NothingRunning,
     connect,
     connect_existing,
+    connect_node,
     connect_waiting,
     ensure_ssh_key,
     provision_lambda,

@@ -52,23 +52,54 @@ def live_status(dep: Deployment) -> dict[str, Any]:
     try:
         found = Docker(host).inspect(dep.container_name)
         if found:
-            state = found.get("State") or {}
-            report["container"] = {
-                "status": state.get("Status"),
-                "exit_code": state.get("ExitCode"),
-                "oom_killed": state.get("OOMKilled"),
-                "restart_count": found.get("RestartCount"),
-                "image": (found.get("Config") or {}).get("Image"),  # the tag running
-            }
-            if state.get("Running"):
+            report["container"] = container_facts(found)
+            if (found.get("State") or {}).get("Running"):
                 ready = probe_ready(host, dep.port)
                 report["ready"] = {"state": ready.state, "detail": ready.describe(),
                                    "error": ready.error}
+                if ready.cluster is not None:
+                    report["ready"]["replicas_ready"] = ready.cluster.get("ready")
+                    report["replicas"] = ready.cluster.get("replicas", [])
     except FluxdeployError as exc:
         report["error"] = exc.message
     finally:
         host.close()
+    if dep.is_cluster:
+        report["nodes"] = [node_status(dep, node, report["container"] if node.index == 1
+                                       else None) for node in dep.nodes]
     return report
+
+
+def container_facts(found: Mapping[str, Any]) -> dict[str, Any]:
+    """What status shows of a `docker inspect` object."""
+    state = found.get("State") or {}
+    return {"status": state.get("Status"), "exit_code": state.get("ExitCode"),
+            "oom_killed": state.get("OOMKilled"), "restart_count": found.get("RestartCount"),
+            "image": (found.get("Config") or {}).get("Image")}  # the tag running
+
+
+def node_status(dep: Deployment, node: Any, head_container: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    """One node of a cluster: its record and its container, seen on the node itself (node 1's
+    was seen above); a node that cannot be reached says so instead."""
+    from intelligensi_deploy.machines import connect_node
+    from intelligensi_deploy.remote.docker import Docker
+
+    row: dict[str, Any] = {"index": node.index, "role": node.role, "ip": node.ip,
+                           "instance_id": node.instance_id, "container_name": node.container_name,
+                           "container": head_container, "error": None}
+    if node.index == 1:
+        return row
+    try:
+        host = connect_node(dep, node)
+        try:
+            found = Docker(host).inspect(node.container_name)
+            row["container"] = container_facts(found) if found else {"status": "missing"}
+        finally:
+            host.close()
+    except FluxdeployError as exc:
+        row["error"] = exc.message
+    return row
 
 
 def image_path(source: str | None) -> str:
@@ -97,3 +128,27 @@ def render(reports: list[dict[str, Any]]) -> None:
         image = f"{image} ({source})" if source else image
         table.add_row(r["name"], r["preset"], r["phase"], where, image, container, server)
     console.print(table)
+    for r in reports:
+        if r.get("nodes"):
+            console.print(cluster_table(r))
+
+
+def cluster_table(report: dict[str, Any]) -> Any:
+    """A cluster's nodes, each with its container and the replicas /ready places there."""
+    from rich.table import Table
+
+    ready = (report.get("ready") or {}).get("replicas_ready") or "?"
+    table = Table("node", "role", "ip", "instance", "container", "replicas",
+                  title=f"{report['name']}: replicas ready {ready}")
+    by_ip: dict[str, list[str]] = {}
+    for row in report.get("replicas") or []:
+        text = f"{row.get('replica')}: {row.get('state')}"
+        if row.get("error"):
+            text += f" ({(row['error'] or {}).get('type', '')})"
+        by_ip.setdefault(str(row.get("node_ip")), []).append(text)
+    for node in report["nodes"]:
+        container = (node.get("container") or {}).get("status") or node.get("error") or "-"
+        table.add_row(str(node["index"]), node["role"], node.get("ip") or "-",
+                      node.get("instance_id") or "-", container,
+                      "\n".join(by_ip.get(str(node.get("ip")), [])) or "-")
+    return table

@@ -12,125 +12,36 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+# Re-exported: `doctor.checks` stays where commands and tests import doctor's names from.
+from intelligensi_deploy.doctor.check_types import (  # noqa: F401
+    Check,
+    CheckResult,
+    DockerLike,
+    DoctorDeps,
+    DoctorReport,
+    Facts,
+    HttpAnswer,
+    Status,
+    _result,
+)
+from intelligensi_deploy.doctor.cluster_check import check_cluster, not_a_cluster
 from intelligensi_deploy.doctor.diagnose import diagnose
-from intelligensi_deploy.doctor.exposure import NO_FIREWALL_REGIONS, external_cause
 from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, make_finding
+from intelligensi_deploy.doctor.http_checks import (  # noqa: F401
+    _deployed_port,
+    check_external,
+    check_health,
+    check_ready,
+    external_not_applicable,
+    tunnel_command,
+)
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.redact import redact, secret_values
 
-Status = Literal["pass", "warn", "fail", "skip"]
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check. `findings` are diagnoses the check made along the way."""
-
-    id: str
-    title: str
-    status: Status
-    evidence: tuple[str, ...] = ()
-    fix: str = ""
-    doc: str = ""
-    findings: tuple[Finding, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "status": self.status,
-                "evidence": list(self.evidence), "fix": self.fix, "doc": self.doc}
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    body: Any = None  # the parsed JSON body, or None
-
-
-HttpGet = Callable[[str, float], HttpAnswer]  # (url, timeout) -> answer; raises when no answer
-
-
-class DockerLike(Protocol):
-    """What doctor needs of `remote.docker.Docker` (read-only calls only)."""
-
-    def run_docker(self, args: Sequence[str], *, timeout: float | None = None) -> Any: ...
-    def inspect(self, name: str) -> dict[str, Any] | None: ...
-    def logs(self, name: str, *, tail: int | None = None) -> str: ...
-
-
-@dataclass
-class DoctorDeps:
-    """Everything doctor touches, injected so the checks run against fakes in tests.
-
-    `connect` opens the deployment's Host (SSH with the pinned host key, or this machine);
-    `lambda_client` makes a LambdaClient (raising FluxdeployError without a key);
-    `http_get` does one GET with a timeout.
-    """
-
-    deployment: Any                                   # state.Deployment
-    load_preset: Callable[[str], Any]                 # presets.load_preset
-    connect: Callable[[], Any]                        # -> remote.host.Host
-    docker_for: Callable[[Any], DockerLike]           # Host -> Docker
-    http_get: HttpGet
-    lambda_client: Callable[[], Any] | None = None    # -> cloud.lambda_api.LambdaClient
-    build_log: Callable[[], str | None] | None = None  # the last failed build's record
-    environ: Mapping[str, str] = field(default_factory=dict)
-    log_tail: int = 200
-    local_timeout: float = 5.0
-    external_timeout: float = 3.0
-
-
-@dataclass
-class Facts:
-    """What the checks found so far, for the checks after them."""
-
-    preset: Any = None
-    client: Any = None
-    instances: dict[str, Any] = field(default_factory=dict)
-    instance: Any = None
-    host: Any = None
-    docker: DockerLike | None = None
-    docker_info: dict[str, Any] = field(default_factory=dict)
-    container: dict[str, Any] | None = None
-    log_findings: list[Finding] = field(default_factory=list)
-
-
-CheckFn = Callable[[DoctorDeps, Facts], CheckResult]
-NotApplicable = Callable[[DoctorDeps, Facts], str | None]
-
-
-@dataclass(frozen=True)
-class Check:
-    """A check, the checks it needs to have passed, and when it does not apply at all."""
-
-    id: str
-    title: str
-    run: CheckFn
-    needs: tuple[str, ...] = ()
-    not_applicable: NotApplicable = lambda deps, facts: None
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    checks: tuple[CheckResult, ...]
-    findings: tuple[Finding, ...]
-
-    @property
-    def failed(self) -> bool:
-        return any(c.status == "fail" for c in self.checks)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _result(check_id: str, title: str, status: Status, evidence: Iterable[str] = (),
-            fix: str = "", doc: str = "", findings: Iterable[Finding] = ()) -> CheckResult:
-    return CheckResult(check_id, title, status, tuple(evidence), fix, doc, tuple(findings))
-
-
-def tunnel_command(deployment_name: str) -> str:
-    return f"fluxdeploy tunnel --name {deployment_name}"
 
 
 def _container_name(deps: DoctorDeps) -> str:
@@ -144,11 +55,6 @@ def _token_values(deps: DoctorDeps) -> list[str]:
 
 def _provider(deps: DoctorDeps) -> str:
     return str(deps.deployment.provider)
-
-
-def _deployed_port(deps: DoctorDeps, facts: Facts) -> int:
-    """The port the container was deployed with (the state), else the preset's."""
-    return int(deps.deployment.port or facts.preset.port)
 
 
 def _only_lambda(deps: DoctorDeps, facts: Facts) -> str | None:
@@ -391,102 +297,6 @@ def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
 # --------------------------------------------------------------------------- 7-8. HTTP
 
 
-def _get_on_host(deps: DoctorDeps, facts: Facts, path: str) -> HttpAnswer:
-    with facts.host.forward(_deployed_port(deps, facts)) as local_port:
-        return deps.http_get(f"http://127.0.0.1:{local_port}{path}", deps.local_timeout)
-
-
-def check_health(deps: DoctorDeps, facts: Facts) -> CheckResult:
-    """`/health` answers 200 on the host's 127.0.0.1 (through SSH: no firewall involved)."""
-    title = "/health answers on the host"
-    try:
-        answer = _get_on_host(deps, facts, "/health")
-    except FluxdeployError:
-        raise  # SSH trouble: reported as such by the runner
-    except Exception as exc:  # noqa: BLE001 - no answer is the finding
-        return _health_failed(deps, facts, title, f"no answer: {type(exc).__name__}: {exc}")
-    if answer.status == 200:
-        return _result("health", title, "pass", [f"HTTP 200 {json.dumps(answer.body)}"])
-    return _health_failed(deps, facts, title, f"HTTP {answer.status}")
-
-
-def _health_failed(deps: DoctorDeps, facts: Facts, title: str, what: str) -> CheckResult:
-    loopback = [f for f in facts.log_findings if f.id == "bound-to-loopback"]
-    if loopback:
-        return _result("health", title, "fail", [what, *loopback[0].evidence],
-                       fix=loopback[0].fix, doc="bound-to-loopback")
-    return _result("health", title, "fail", [what],
-                   fix="The process does not serve: read the logs check above.",
-                   doc="health-and-ready")
-
-
-def check_ready(deps: DoctorDeps, facts: Facts) -> CheckResult:
-    """`/ready` and the phase it reports; still loading is a warning, never a reason to redeploy."""
-    from intelligensi_deploy.health import ReadyStatus
-
-    title = "/ready: the model is loaded"
-    try:
-        answer = _get_on_host(deps, facts, "/ready")
-    except Exception as exc:  # noqa: BLE001
-        return _result("ready", title, "fail", [f"no answer: {type(exc).__name__}"],
-                       doc="health-and-ready")
-    status = ReadyStatus.parse(answer.status, answer.body)
-    said = status.state if status.failed else status.describe()
-    evidence = [f"HTTP {answer.status}: {said} after {status.elapsed_s:.0f} s"]
-    if status.ready:
-        return _result("ready", title, "pass", evidence)
-    if status.loading:
-        finding = make_finding("still-loading", evidence)
-        return _result("ready", "Model is still loading", "warn", evidence,
-                       fix="Do not redeploy: a restart starts the download over. Wait and watch "
-                       "`fluxdeploy status`.", doc="still-loading", findings=[finding])
-    if status.failed:
-        err = status.error or {}
-        reason = f"{err.get('type', 'error')}: {err.get('message', '')}"
-        known = diagnose(reason, secrets=_token_values(deps))
-        evidence.append("error: " + reason.strip().splitlines()[0])
-        return _result("ready", "Model failed to load", "fail", evidence,
-                       fix=str(err.get("hint") or (known[0].fix if known else "")),
-                       doc=known[0].doc if known else "health-and-ready")
-    return _result("ready", title, "fail", evidence, doc="health-and-ready")
-
-
-# --------------------------------------------------------------------------- 9-10. outside
-
-
-def _external_not_applicable(deps: DoctorDeps, facts: Facts) -> str | None:
-    if _provider(deps) == "local":
-        return "provider local: no public address"
-    wanted = {deps.deployment.exposure, getattr(facts.preset, "exposure", None)}
-    if "public" not in wanted:
-        return ("exposure tunnel: the port is published on the host's 127.0.0.1 only, by "
-                f"design; reach it with `{tunnel_command(deps.deployment.name)}`")
-    return None
-
-
-def check_external(deps: DoctorDeps, facts: Facts) -> CheckResult:
-    """The port from this machine at the public IP; on failure, which cause it is."""
-    title = "Port reachable from here at the public IP"
-    ip = getattr(facts.instance, "ip", None) or deps.deployment.ip
-    port = _deployed_port(deps, facts)
-    url = f"http://{ip}:{port}/health"
-    try:
-        answer = deps.http_get(url, deps.external_timeout)
-        if answer.status == 200:
-            return _result("external", title, "pass", [f"{url}: HTTP 200"])
-        seen = f"{url}: HTTP {answer.status}"
-    except Exception as exc:  # noqa: BLE001 - no answer is the finding
-        seen = f"{url}: no answer within {deps.external_timeout:.0f} s ({type(exc).__name__})"
-    rules = None
-    region = getattr(facts.instance, "region", None) or deps.deployment.region
-    if facts.client is not None and region not in NO_FIREWALL_REGIONS:
-        rules = facts.client.firewall_rules()
-    cause = external_cause(facts.container or {}, facts.log_findings, rules, region, port,
-                           tunnel_command(deps.deployment.name))
-    return _result("external", title, "fail", [seen, *cause.evidence], fix=cause.fix,
-                   doc=cause.doc, findings=cause.findings)
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -508,7 +318,9 @@ CHECKS: tuple[Check, ...] = (
     Check("health", "/health answers on the host", check_health, needs=("container", "preset")),
     Check("ready", "/ready: the model is loaded", check_ready, needs=("health",)),
     Check("external", "Port reachable from here at the public IP", check_external,
-          needs=("health", "preset"), not_applicable=_external_not_applicable),
+          needs=("health", "preset"), not_applicable=external_not_applicable),
+    Check("cluster", "Cluster: every node joined, replicas ready", check_cluster,
+          needs=("docker",), not_applicable=not_a_cluster),
 )
 
 

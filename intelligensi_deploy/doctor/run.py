@@ -64,6 +64,7 @@ def build_deps(deployment: Any) -> DoctorDeps:
         lambda_client=lambda_client,
         environ=os.environ,
         build_log=lambda: _read_build_log(deployment),
+        connect_node=lambda node: deploy.connect_node(deployment, node),
     )
 
 

@@ -199,6 +199,25 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
     assert all(r["port_range"] == [6379, 6499] and r["protocol"] == "tcp" for r in rules)
     assert sorted(world.containers(NAME)) and len(world.containers(NAME)) == 3
 
+    # Secrets: the cluster's Ray token lives in each node's 0600 env file only; neither it nor
+    # HF_TOKEN is in any process's argv (Ray's own processes included), the state or output.
+    env_file = Path(os.path.expanduser("~")) / ".fluxdeploy" / f"{NAME}-node1.env"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    ray_token = next(line.split("=", 1)[1] for line in env_file.read_text().splitlines()
+                     if line.startswith("RAY_AUTH_TOKEN="))
+    assert len(ray_token) == 64
+    argv_now = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True,
+                              check=True).stdout
+    assert "ray" in argv_now and "gcs_server" in argv_now
+    for secret in (ray_token, HF_TOKEN):
+        assert secret not in argv_now
+        assert all(secret not in p.read_text() for p in (world.tmp / "home").rglob("*")
+                   if p.is_file())
+        assert all(secret not in text for text in world.outputs)
+        for cid in world.containers(NAME):
+            assert secret not in docker("inspect", "--format", "{{.Path}} {{json .Args}}",
+                                        cid).stdout
+
     # a second `up` changes nothing
     again = _check(world.cli("up", "--preset", str(preset), "--name", NAME, timeout=600))
     assert again.count("runs this configuration") == 3 and world.launches() == 3
@@ -222,8 +241,11 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
         killed_at = len(load.results)
         load.join()
         codes = Counter(code for code, _, _ in load.results)
+        head_log = docker("logs", f"fluxdeploy-{NAME}-node1")
+        retried = (head_log.stdout + head_log.stderr).count("replica lost during a request")
         print(f"\nload: {dict(codes)}; worker killed after {killed_at} answers; "
-              f"failures: {Counter(k for c, _, k in load.results if c not in (200, 429))}")
+              f"failures: {Counter(k for c, _, k in load.results if c not in (200, 429))}; "
+              f"requests retried on another replica: {retried}")
         assert len(load.results) == REQUESTS
         assert codes[200] > REQUESTS // 4, codes
         assert all(after is not None and int(after) >= 1
@@ -256,6 +278,28 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
 
     logs = _check(world.cli("logs", "--name", NAME, "--node", "2", "--tail", "50"))
     assert "ray" in logs.lower()
+    replica = next(r["replica"] for r in body["cluster"]["replicas"]
+                   if r["node_ip"] == vms[1].ip)
+    replica_log = _check(world.cli("logs", "--name", NAME, "--replica", replica))
+    assert f"flux_FluxReplica {replica} -- Started initializing replica" in replica_log, \
+        replica_log[-2000:]
+    assert re.search(rf"flux_FluxReplica {replica} .* CALL generate OK", replica_log)
+    table = _check(world.cli("status", "--name", NAME))
+    assert "replicas ready 3/3" in table and all(vm.ip in table for vm in vms)
+
+    dash = world.spawn("tunnel", "--name", NAME, "--dashboard", "--local-port", "0")
+    try:
+        line = dash.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert found and "Ray dashboard" in line, line
+        # Ray's token guards the dashboard too: refused without it, served with it
+        assert httpx.get(f"{found.group(0)}/api/version", timeout=30).status_code == 401
+        assert httpx.get(f"{found.group(0)}/api/version", timeout=30, headers={
+            "Authorization": f"Bearer {ray_token}"}).status_code == 200
+        hint = dash.stdout.readline()
+        assert f"{NAME}-node1.env" in hint and ray_token not in hint, hint
+    finally:
+        interrupt(dash, signal.SIGINT)
 
     # 5. `down` leaves nothing behind
     _check(world.cli("down", "--name", NAME, timeout=300))
@@ -265,6 +309,7 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
     state = world.state(NAME)
     assert state["phase"] == "down" and state["nodes"] == [] and state["ray_rule_ips"] == []
     assert state["instance_id"] is None
+    assert not env_file.exists(), "down left a node's secrets file behind"
 
     for text in world.outputs:
         assert HF_TOKEN not in text and LAMBDA_KEY not in text

@@ -257,17 +257,18 @@ BUNDLED_TAG = "fluxdeploy/flux-server:0123456789ab"
 
 def test_healthy_public_lambda_deployment_passes_every_check() -> None:
     report = run_checks(make_deps(image_source="bundled", image=BUNDLED_TAG))
-    assert statuses(report) == {c.id: "pass" for c in CHECKS}
+    assert statuses(report) == {c.id: "skip" if c.id == "cluster" else "pass" for c in CHECKS}
+    assert check(report, "cluster").evidence == ("one VM: no cluster",)
     assert report.findings == ()
     assert doctor_exit_code(report) == 0
-    assert summary_line(report) == f"{len(CHECKS)} passed: all good"
+    assert summary_line(report) == f"{len(CHECKS) - 1} passed, 1 skipped: all good"
 
 
 def test_checks_run_in_the_documented_order() -> None:
     report = run_checks(make_deps())
     assert [c.id for c in report.checks] == [
         "preset", "tokens", "lambda-key", "instance", "ssh", "docker", "gpu", "image",
-        "container", "logs", "health", "ready", "external"]
+        "container", "logs", "health", "ready", "external", "cluster"]
 
 
 def test_health_and_ready_are_asked_on_the_hosts_localhost_through_the_forward() -> None:
