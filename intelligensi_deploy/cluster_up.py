@@ -16,9 +16,11 @@ import json
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from intelligensi_deploy import secrets
+from intelligensi_deploy.cluster_images import NodeReporter, image_on_node
 from intelligensi_deploy.cluster_nodes import (
     RAY_TOKEN_NAME,
     ClusterNode,
@@ -31,12 +33,9 @@ from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.state import Deployment, NodeRecord
 
 if TYPE_CHECKING:
-    from intelligensi_deploy.bundle.build import BuildPlan
     from intelligensi_deploy.cloud.lambda_api import LambdaClient
     from intelligensi_deploy.deploy import Reporter, Tracker
-    from intelligensi_deploy.health import ReadyStatus
     from intelligensi_deploy.presets import Preset
-    from intelligensi_deploy.remote.docker import Docker
     from intelligensi_deploy.remote.host import Host
 
 CONFIG_LABEL = "fluxdeploy.config"
@@ -241,46 +240,87 @@ def deploy_nodes(preset: Preset, tracker: Tracker, hosts: Mapping[int, Host], ui
     gpus = preset.lambda_.gpu_count() if preset.lambda_ else None
     per_node = preset.scale.per_node(gpus or 1)
     head_ip = tracker.dep.node(1).ip or ""
-    runs = {}
-    for node in tracker.dep.nodes:
+    runs: list[NodeRun] = []
+    for node in tracker.dep.nodes:  # node 1 first
         where = ClusterNode(node.index, node.name, node.ip or "")
         env_file = env_file_path(homes[node.index], tracker.dep.name, node.index)
         args = with_config_label(
             node_run_args(preset, tracker.dep.name, where, head_ip, env_file, per_node,
                           image=image), image)
         found = Docker(hosts[node.index]).inspect(node_container_name(tracker.dep.name, where))
-        keep = (found is not None and bool((found.get("State") or {}).get("Running"))
-                and _label(found) == config_hash(_without_label(args)) and not force)
-        runs[node.index] = (node, where, env_file, args, found, keep)
+        runs.append(NodeRun(node, node_container_name(tracker.dep.name, where), env_file, args,
+                            found))
+    changed = [r for r in runs if r.running and not r.same_config(force)]
+    if changed and not force:
+        refuse_while_loading(preset, hosts[1], changed)
     # Images on every node at once (a 30 GB pull or a build takes as long on each node).
-    to_prepare = [i for i, run in runs.items() if not run[5]]
+    to_prepare = [r.node.index for r in runs if not r.keep(force)]
     with ThreadPoolExecutor(max_workers=max(1, len(to_prepare))) as pool:
-        for done in [pool.submit(_image_on_node, preset, plan, tracker, Docker(hosts[i]),
+        for done in [pool.submit(image_on_node, preset, plan, tracker, Docker(hosts[i]),
                                  NodeReporter(ui, i), environ) for i in to_prepare]:
             done.result()
-    for index, (node, where, env_file, args, found, keep) in runs.items():  # node 1 first
+    for run in runs:
+        index, container = run.node.index, run.container
         host, docker = hosts[index], Docker(hosts[index])
-        container = node_container_name(tracker.dep.name, where)
-        if keep:
+        if run.keep(force):
             ui.step(f"Node {index}: container {container} runs this configuration")
-            set_node(tracker, node.model_copy(update={"container_name": container}))
+            set_node(tracker, run.node.model_copy(update={"container_name": container}))
             continue
         ui.step(f"Node {index}: secrets to a 0600 env file (never on a command line)")
         host.run(["mkdir", "-p", "-m", "700", f"{homes[index]}/.fluxdeploy"])
-        host.write_file(env_file, body, 0o600)
-        if found:
+        host.write_file(run.env_file, body, 0o600)
+        if run.found:
             ui.step(f"Node {index}: replacing container {container}")
             docker.remove(container)
-        ui.step(f"Node {index} ({node.role}): starting {container} ({image})")
-        result = docker.run_docker(args, timeout=300)
+        ui.step(f"Node {index} ({run.node.role}): starting {container} ({image})")
+        result = docker.run_docker(run.args, timeout=300)
         if not result.ok:
             raise FluxdeployError(
-                f"`docker run` of node {index} ({node.ip}) failed: "
+                f"`docker run` of node {index} ({run.node.ip}) failed: "
                 f"{result.output.strip()[-400:]}",
                 fix="Read the message above; `fluxdeploy doctor` checks the usual causes.",
                 doc="docker-run")
-        set_node(tracker, node.model_copy(update={"container_name": container}))
+        set_node(tracker, run.node.model_copy(update={"container_name": container}))
     tracker.update(phase="loading", image=image)
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """One node's container as `up` wants it, and what `docker inspect` found there."""
+
+    node: NodeRecord
+    container: str
+    env_file: str
+    args: list[str]
+    found: dict | None
+
+    @property
+    def running(self) -> bool:
+        return self.found is not None and bool((self.found.get("State") or {}).get("Running"))
+
+    def same_config(self, force: bool) -> bool:
+        return (not force and self.found is not None
+                and _label(self.found) == config_hash(_without_label(self.args)))
+
+    def keep(self, force: bool) -> bool:
+        """Running with this very configuration (and no --force): nothing to do."""
+        return self.running and self.same_config(force)
+
+
+def refuse_while_loading(preset: Preset, head: Host, changed: list[NodeRun]) -> None:
+    """The playbook's rule for a cluster: never restart containers while the replicas are
+    still loading the model, unless --force (the load would start over)."""
+    from intelligensi_deploy.deploy import probe_ready
+
+    ready = probe_ready(head, preset.port)
+    if ready.loading:
+        nodes = ", ".join(str(r.node.index) for r in changed)
+        raise FluxdeployError(
+            f"The cluster is still loading ({ready.describe()}) and the preset changed for "
+            f"node(s) {nodes}.",
+            fix="Wait for it to be ready (`fluxdeploy status`), or replace the containers now "
+                "with `fluxdeploy up --force` (the load starts over).",
+            doc="still-loading")
 
 
 def _label(found: Mapping) -> str | None:
@@ -292,46 +332,6 @@ def _without_label(args: list[str]) -> list[str]:
     while not args[at + 1].startswith(f"{CONFIG_LABEL}="):
         at = args.index("--label", at + 1)
     return [*args[:at], *args[at + 2:]]
-
-
-class NodeReporter:
-    """A Reporter whose lines say which node they are about (images run on all at once)."""
-
-    def __init__(self, ui: Reporter, index: int) -> None:
-        self.ui, self.index, self.prefix = ui, index, f"Node {index}: "
-
-    def step(self, message: str) -> None:
-        self.ui.step(self.prefix + message)
-
-    def detail(self, line: str) -> None:
-        self.ui.detail(f"node {self.index}: {line}")
-
-    def warn(self, message: str) -> None:
-        self.ui.warn(self.prefix + message)
-
-    def ready_status(self, status: ReadyStatus, elapsed: float) -> None:
-        self.ui.ready_status(status, elapsed)
-
-    def progress_line(self, line: str) -> None:
-        self.ui.progress_line(self.prefix + line)
-
-
-def _image_on_node(preset: Preset, plan: BuildPlan | None, tracker: Tracker, docker: Docker, ui: Reporter,
-                   environ: Mapping[str, str]) -> None:
-    """The bundled image built on the node (`plan`), or the preset's image pulled there."""
-    from intelligensi_deploy.deploy import registry_login
-
-    if plan is not None:
-        from intelligensi_deploy.bundle.on_host import build_on_host
-
-        build_on_host(plan, tracker, docker, ui)
-        return
-    if preset.pull == "if-missing" and docker.image_exists(preset.image):
-        ui.step(f"image {preset.image} is present; not pulling")
-        return
-    registry_login(preset.image, docker, ui, environ, preset.registry_username)
-    ui.step(f"pulling {preset.image}")
-    docker.pull(preset.image, on_output=ui.detail)
 
 
 # ---------------------------------------------------------------- up and down

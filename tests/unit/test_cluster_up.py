@@ -89,3 +89,58 @@ def test_down_with_unreachable_nodes_still_terminates_all_and_removes_the_ray_ru
         assert fake.violations == []
         with pytest.raises(Exception, match="no node 3"):
             dep.node(3)
+
+
+class ReadyServer:
+    """A real HTTP /ready on 127.0.0.1 answering `body`; a Host whose forward reaches it."""
+
+    def __init__(self, body: dict, status: int) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def forward(self, _port, **_kwargs):
+        import contextlib
+
+        @contextlib.contextmanager
+        def opened():
+            yield self.server.server_address[1]
+        return opened()
+
+
+def test_a_changed_preset_is_refused_while_the_cluster_loads_and_not_once_ready():
+    from intelligensi_deploy.cluster_up import NodeRun, refuse_while_loading
+    from intelligensi_deploy.errors import FluxdeployError
+    from intelligensi_deploy.presets import load_preset
+
+    preset = load_preset("lambda-3x-a100")
+    node = NodeRecord(index=2, name="fluxdeploy-c-node2")
+    changed = [NodeRun(node, "fluxdeploy-c-node2", "/e", ["run", "img"], {"State": {}})]
+    loading = ReadyServer({"state": "loading", "progress": {}, "cluster": {"ready": "1/3"}}, 503)
+    try:
+        with pytest.raises(FluxdeployError) as info:
+            refuse_while_loading(preset, loading, changed)
+        assert "still loading" in info.value.message and "node(s) 2" in info.value.message
+        assert "--force" in info.value.fix
+    finally:
+        loading.server.shutdown()
+    ready = ReadyServer({"state": "ready", "cluster": {"ready": "3/3"}}, 200)
+    try:
+        refuse_while_loading(preset, ready, changed)  # ready: replacing is allowed
+    finally:
+        ready.server.shutdown()
