@@ -39,16 +39,11 @@ class NodeReporter:
 def image_on_node(preset: Preset, plan: BuildPlan | None, tracker: Tracker, docker: Docker, ui: Reporter,
                    environ: Mapping[str, str]) -> None:
     """The bundled image built on the node (`plan`), or the preset's image pulled there."""
-    from intelligensi_deploy.deploy import registry_login
-
     if plan is not None:
         from intelligensi_deploy.bundle.on_host import build_on_host
 
         build_on_host(plan, tracker, docker, ui)
-        return
-    if preset.pull == "if-missing" and docker.image_exists(preset.image):
-        ui.step(f"image {preset.image} is present; not pulling")
-        return
-    registry_login(preset.image, docker, ui, environ, preset.registry_username)
-    ui.step(f"pulling {preset.image}")
-    docker.pull(preset.image, on_output=ui.detail)
+    else:
+        from intelligensi_deploy.deploy import pull_image
+
+        pull_image(preset, docker, ui, environ)

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from intelligensi_deploy.remote.host import Host
 
 CONFIG_LABEL = "fluxdeploy.config"
-GONE = ("terminated", "terminating", "preempted")
 
 
 # ---------------------------------------------------------------- the record
@@ -93,8 +92,7 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
         launch_cluster,
         plan_cluster_launch,
     )
-    from intelligensi_deploy.cloud.lambda_api import LambdaAPIError
-    from intelligensi_deploy.machines import ensure_ssh_key
+    from intelligensi_deploy.machines import ensure_ssh_key, instance_gone
 
     assert preset.lambda_ is not None and preset.scale is not None
     machine, count = preset.lambda_, preset.scale.nodes
@@ -103,13 +101,7 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
     for node in list(tracker.dep.nodes):
         if not node.instance_id:
             continue
-        try:
-            gone = client.get_instance(node.instance_id).status in GONE
-        except LambdaAPIError as exc:
-            if exc.code != "global/object-does-not-exist":
-                raise
-            gone = True
-        if gone:
+        if instance_gone(client, node.instance_id):
             ui.warn(f"Node {node.index}'s instance {node.instance_id} is gone; launching it again.")
             drop_node(tracker, node.index)
         else:

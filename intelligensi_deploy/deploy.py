@@ -156,7 +156,7 @@ def deploy_container(
 
         build_on_host(plan, tracker, docker, ui)
     else:
-        _pull(preset, docker, ui, environ)
+        pull_image(preset, docker, ui, environ)
     tracker.record()  # the secrets file and the container are created from here on
     ui.step("Writing secrets to a 0600 env file on the host (never on a command line)")
     host.run(["mkdir", "-p", "-m", "700", f"{home}/.fluxdeploy"])
@@ -197,7 +197,9 @@ def registry_login(image: str, docker: Docker, ui: Reporter, environ: Mapping[st
     docker.login(registry, user, token.value)
 
 
-def _pull(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
+def pull_image(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
+    """The preset's image on the host: kept when present and `pull: if-missing`, else pulled
+    (after the registry login, when the image needs one)."""
     if preset.pull == "if-missing" and docker.image_exists(preset.image):
         ui.step(f"Image {preset.image} is present; not pulling")
         return

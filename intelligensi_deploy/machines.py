@@ -89,27 +89,19 @@ def provision_lambda(
 ) -> None:
     """Reuse the recorded instance if it still exists, else launch one; wait until active."""
     from intelligensi_deploy.cloud import provision
-    from intelligensi_deploy.cloud.lambda_api import LambdaAPIError
 
     assert preset.lambda_ is not None
     machine = preset.lambda_
     dep = tracker.dep
     if dep.instance_id:
-        try:
-            instance = client.get_instance(dep.instance_id)
-            gone = instance.status in ("terminated", "terminating", "preempted")
-        except LambdaAPIError as exc:
-            if exc.code != "global/object-does-not-exist":
-                raise
-            gone = True
-        if gone:
+        if instance_gone(client, dep.instance_id):
             ui.warn(f"Recorded instance {dep.instance_id} is gone; launching a new one.")
             # the firewall rule is account-wide and outlives the instance: keep it recorded
             tracker.update(instance_id=None, ip=None, host_key=None, phase="launching")
             if not tracker.dep.firewall_rule:
                 tracker.forget()  # nothing left to track until the new launch
         else:
-            ui.step(f"Reusing instance {dep.instance_id} in {dep.region} ({instance.status})")
+            ui.step(f"Reusing instance {dep.instance_id} in {dep.region}")
     if not tracker.dep.instance_id:
         ensure_ssh_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
         ui.step(f"Launching {machine.instance_type} (regions in order: "
@@ -141,6 +133,19 @@ def provision_lambda(
             if rule is not None:
                 tracker.update(firewall_rule=rule.to_api())
                 ui.detail(f"opened TCP {preset.port} from {preset.public_cidr} (firewall rule)")
+
+
+def instance_gone(client: LambdaClient, instance_id: str) -> bool:
+    """Whether a recorded instance no longer runs (terminated, preempted, or unknown to Lambda)."""
+    from intelligensi_deploy.cloud.lambda_api import LambdaAPIError
+
+    try:
+        return client.get_instance(instance_id).status in ("terminated", "terminating",
+                                                           "preempted")
+    except LambdaAPIError as exc:
+        if exc.code != "global/object-does-not-exist":
+            raise
+        return True
 
 
 def ensure_ssh_key(client: LambdaClient, key_name: str, key_path: str, ui: Reporter) -> None:
