@@ -224,6 +224,7 @@ def deploy_nodes(preset: Preset, tracker: Tracker, hosts: Mapping[int, Host], ui
         plan = build.plan_build(resolve(preset.build, build_flags or {}, environ), environ)
         image = plan.tag
     homes = {i: remote_home(h) for i, h in hosts.items()}
+    dockers = {i: Docker(h) for i, h in hosts.items()}  # one each: the sudo check runs once
     token = read_ray_token(hosts[1], env_file_path(homes[1], tracker.dep.name, 1))
     if token is None:
         token = new_ray_token()
@@ -239,7 +240,7 @@ def deploy_nodes(preset: Preset, tracker: Tracker, hosts: Mapping[int, Host], ui
         args = with_config_label(
             node_run_args(preset, tracker.dep.name, where, head_ip, env_file, per_node,
                           image=image), image)
-        found = Docker(hosts[node.index]).inspect(node_container_name(tracker.dep.name, where))
+        found = dockers[node.index].inspect(node_container_name(tracker.dep.name, where))
         runs.append(NodeRun(node, node_container_name(tracker.dep.name, where), env_file, args,
                             found))
     changed = [r for r in runs if r.running and not r.same_config(force)]
@@ -248,12 +249,12 @@ def deploy_nodes(preset: Preset, tracker: Tracker, hosts: Mapping[int, Host], ui
     # Images on every node at once (a 30 GB pull or a build takes as long on each node).
     to_prepare = [r.node.index for r in runs if not r.keep(force)]
     with ThreadPoolExecutor(max_workers=max(1, len(to_prepare))) as pool:
-        for done in [pool.submit(image_on_node, preset, plan, tracker, Docker(hosts[i]),
+        for done in [pool.submit(image_on_node, preset, plan, tracker, dockers[i],
                                  NodeReporter(ui, i), environ) for i in to_prepare]:
             done.result()
     for run in runs:
         index, container = run.node.index, run.container
-        host, docker = hosts[index], Docker(hosts[index])
+        host, docker = hosts[index], dockers[index]
         if run.keep(force):
             ui.step(f"Node {index}: container {container} runs this configuration")
             set_node(tracker, run.node.model_copy(update={"container_name": container}))
