@@ -70,7 +70,7 @@ bench: install
 	$(PY) bench/server_overhead.py
 
 lint: install
-	$(VENV)/bin/ruff check intelligensi_deploy server/flux_server tests bench
+	$(VENV)/bin/ruff check intelligensi_deploy server/flux_server server/tests tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

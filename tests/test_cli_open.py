@@ -18,22 +18,17 @@ import httpx
 import pytest
 
 from intelligensi_deploy.state import Deployment, StateStore
+from tests.fixtures.ports import free_port
 from tests.fixtures.sshd import SSHServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 URL_LINE = re.compile(r"Prompt page: (http://127\.0\.0\.1:(\d+)/)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def flux_server(tmp_path_factory) -> Iterator[int]:
     """`python -m flux_server` on 127.0.0.1 serving the page (FLUX_MEMORY=lots: no model)."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("flux") / "server.log"
     env = {**os.environ, "PORT": str(port), "FLUX_HOST": "127.0.0.1", "FLUX_MODEL": "tiny",
            "FLUX_MEMORY": "lots", "PYTHONPATH": str(REPO_ROOT / "server")}
@@ -106,7 +101,7 @@ def test_no_browser_only_prints_the_url(flux_server, tmp_path) -> None:
 
 def test_nothing_answering_is_a_warning_that_says_what_to_check(tmp_path) -> None:
     home = _home_with(tmp_path, Deployment(name="gone", preset="local", provider="local",
-                                           port=_free_port(), phase="ready"))
+                                           port=free_port(), phase="ready"))
     result = _run(home, "--no-browser")
     assert result.returncode == 0, result.stderr
     assert "nothing answers there yet" in result.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from intelligensi_deploy.health import ReadyStatus
 from intelligensi_deploy.presets import load_preset
 from intelligensi_deploy.state import Deployment, StateStore
 from tests.fakes.fake_lambda import FakeLambda
+from tests.fixtures.ports import free_port
 
 KEY = "secret_records-test-key_0123456789abcdef"
 RULE = {"protocol": "tcp", "port_range": [8000, 8000], "source_network": "203.0.113.7/32",
@@ -78,12 +78,6 @@ def _phantom(store: StateStore, name: str = "lambda-a10", **fields: Any) -> Depl
     """A record as the old `up` left it after failing before the launch."""
     return store.save(Deployment(name=name, preset="lambda-a10", provider="lambda",
                                  phase="launching", instance_type="gpu_1x_a10", **fields))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- up, in process
@@ -139,7 +133,7 @@ def test_up_on_an_unreachable_ssh_host_records_nothing(store: StateStore, tmp_pa
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     path = tmp_path / "mine.yaml"
-    path.write_text(f"provider: ssh\nssh: {{host: 127.0.0.1, port: {_free_port()}, key_path: "
+    path.write_text(f"provider: ssh\nssh: {{host: 127.0.0.1, port: {free_port()}, key_path: "
                     f"{key}}}\nimage: ghcr.io/x/y:1\n")
     with pytest.raises(FluxdeployError, match="did not answer"):
         deploy.up(load_preset(str(path)), name="mine", store=store, ui=Recorder(),

@@ -4,13 +4,12 @@ pipeline saved at test time, and the fake Hugging Face Hub."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
@@ -21,17 +20,13 @@ for path in (str(REPO_ROOT), str(SERVER_ROOT)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from tests.fixtures.ports import free_port  # importable now that the repo root is on sys.path
+
 GOOD_TOKEN = "hf_fakehubgoodtoken0123456789"
 WRONG_TOKEN = "hf_fakehubwrongtoken987654321"
 GATED_REPO = "black-forest-labs/FLUX.1-dev"
 OPEN_REPO = "black-forest-labs/FLUX.1-schnell"  # open, served at full speed
 TOKEN_VARS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HUGGINGFACE_TOKEN")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:
@@ -51,7 +46,7 @@ class ServerProcess:
             "PYTHONUNBUFFERED": "1",
         })
         full_env.update(env)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed by stop())
         self.proc = subprocess.Popen([sys.executable, "-m", "flux_server"], env=full_env,
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=str(workdir))
@@ -154,7 +149,7 @@ def _watch_early(server: ServerProcess) -> threading.Thread:
             server.early = {
                 "health": health, "ready": server.client.get("/ready"),
                 "generate": server.client.post("/generate", json={"prompt": "too early"})}
-        except Exception as exc:  # reported by the test that reads `early`
+        except Exception as exc:  # noqa: BLE001  (reported by the test that reads `early`)
             server.early = {"error": exc}
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -175,7 +170,7 @@ def _watch_progress(server: ServerProcess) -> threading.Thread:
                 elif body["state"] in ("loading", "warming", "ready", "failed"):
                     return
                 time.sleep(0.05)
-        except Exception as exc:  # reported by the test that reads `downloading`
+        except Exception as exc:  # noqa: BLE001  (reported by the test reading `downloading`)
             server.downloading.append({"watch_error": repr(exc)})
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()

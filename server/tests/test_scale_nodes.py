@@ -21,6 +21,8 @@ import pytest
 from flux_server.config import SettingsError
 from flux_server.node import NodePorts, ray_start_argv
 
+from tests.fixtures.ports import free_port
+
 SERVER_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,18 +72,12 @@ def _free_base(avoid: set[int]) -> int:
     raise RuntimeError("no free port range")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
                     reason="needs the server's `scale` extra (ray[serve])")
 def test_head_and_worker_nodes_serve_one_endpoint_and_stop_on_sigterm(tmp_path):
     head_base = _free_base(set())
     worker_base = _free_base({head_base})
-    port = _free_port()
+    port = free_port()
     common = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}, "FLUX_NODE_IP": "127.0.0.1", "FLUX_REPLICA_RESOURCE": "fakegpu",
               "FLUX_NODE_REPLICAS": "1", "OMP_NUM_THREADS": "1", "FLUX_MODEL": "tiny",
               "HF_HOME": str(tmp_path / "hf"), "PYTHONUNBUFFERED": "1",
@@ -89,7 +85,7 @@ def test_head_and_worker_nodes_serve_one_endpoint_and_stop_on_sigterm(tmp_path):
               "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # the cluster's own token
     head_env = {**common, "FLUX_RAY_PORT_BASE": str(head_base), "PORT": str(port),
                 "FLUX_HOST": "127.0.0.1", "FLUX_REPLICAS": "2", "FLUX_REPLICA_CPUS": "0",
-                "FLUX_RAY_DASHBOARD_PORT": str(_free_port())}
+                "FLUX_RAY_DASHBOARD_PORT": str(free_port())}
     worker_env = {**common, "FLUX_RAY_PORT_BASE": str(worker_base),
                   "FLUX_RAY_HEAD": f"127.0.0.1:{head_base}"}
     with contextlib.ExitStack() as stack:

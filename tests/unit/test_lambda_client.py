@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -32,6 +31,7 @@ from intelligensi_deploy.cloud.lambda_api import (
 )
 from intelligensi_deploy.errors import FluxdeployError
 from tests.fakes.fake_lambda import FakeLambda, ManualClock
+from tests.fixtures.ports import free_port
 
 KEY = "secret_lambda_test_key_do_not_leak_42"
 
@@ -176,9 +176,7 @@ def test_500s_forever_give_a_clear_error(fake: FakeLambda, clock: ManualClock) -
 
 
 def test_connection_refused_is_retried_then_reported(clock: ManualClock) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens
+    port = free_port()  # nothing listens there
     client = LambdaClient(KEY, f"http://127.0.0.1:{port}/api/v1", sleep=clock.sleep,
                           clock=clock, max_retries=2)
     with pytest.raises(LambdaUnavailable, match="ConnectError"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PATHS = ["intelligensi_deploy", "server/flux_server", "tests", "bench"]
+PATHS = ["intelligensi_deploy", "server/flux_server", "server/tests", "tests", "bench"]
 
 
 def test_ruff_finds_nothing() -> None:
