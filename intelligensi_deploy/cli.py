@@ -143,7 +143,7 @@ def logs(
     since: str | None = typer.Option(None, "--since", help="e.g. 10m, 2h, or a timestamp."),
     node: int | None = typer.Option(None, "--node", help="A cluster's node (1: the head)."),
     replica: str | None = typer.Option(None, "--replica", help="A cluster's replica id "
-                                       "(`status` lists them): its Ray Serve log."),
+                                       "(`status` lists them): its load and Serve lines."),
 ) -> None:
     """Print the server container's log (redacted); on a cluster, a node's or a replica's."""
     from intelligensi_deploy import deploy

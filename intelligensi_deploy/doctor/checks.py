@@ -29,7 +29,7 @@ from intelligensi_deploy.doctor.check_types import (  # noqa: F401
 )
 from intelligensi_deploy.doctor.cluster_check import check_cluster, not_a_cluster
 from intelligensi_deploy.doctor.diagnose import diagnose
-from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, make_finding
+from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, make_finding, merge_by_id
 from intelligensi_deploy.doctor.http_checks import (  # noqa: F401
     _deployed_port,
     check_external,
@@ -387,14 +387,9 @@ def _run_one(check: Check, deps: DoctorDeps, facts: Facts) -> CheckResult:
 
 
 def _collect_findings(results: Iterable[CheckResult]) -> list[Finding]:
-    """The findings of all checks, one per id, errors first."""
-    by_id: dict[str, Finding] = {}
-    for result in results:
-        for f in result.findings:
-            seen = by_id.get(f.id)
-            if seen is None or SEVERITY_RANK[f.severity] < SEVERITY_RANK[seen.severity]:
-                by_id[f.id] = f
-    return sorted(by_id.values(), key=lambda f: SEVERITY_RANK[f.severity])
+    """The findings of all checks, one per id (with every check's evidence), errors first."""
+    merged = merge_by_id(f for result in results for f in result.findings)
+    return sorted(merged, key=lambda f: SEVERITY_RANK[f.severity])
 
 
 def _redact_result(result: CheckResult, environ: Mapping[str, str]) -> CheckResult:

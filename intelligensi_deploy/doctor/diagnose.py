@@ -16,7 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from intelligensi_deploy.doctor.build_failure import build_failure_finding
-from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, Severity, make_finding
+from intelligensi_deploy.doctor.findings import (
+    SEVERITY_RANK,
+    Finding,
+    Severity,
+    dedupe,
+    make_finding,
+    merge_by_id,
+)
 from intelligensi_deploy.doctor.loading import last_state, loading_finding, server_state
 from intelligensi_deploy.redact import redact
 
@@ -276,7 +283,7 @@ def _chain_finding(chain: Chain) -> Finding | None:
             head, *rest = exc.splitlines()
             evidence += [head.strip()]
             evidence += [line.strip() for line in rest if _finding_id(line) == finding_id]
-        return _finding(RULES[same[0][0]], _dedupe(evidence)[:4])
+        return _finding(RULES[same[0][0]], dedupe(evidence)[:4])
     last = chain.exceptions[-1].splitlines()[0].strip()
     if chain.in_request:
         return make_finding("container-crash", [last], severity="warning",
@@ -314,7 +321,7 @@ def _hub_warning_findings(lines: list[str]) -> tuple[list[Finding], set[int]]:
         matched = match_rule("\n".join(block))
         if matched and matched[0].finding_id == "hf-auth":
             rule, hit = matched
-            findings.append(make_finding("hf-auth", _dedupe([line.strip(), hit]),
+            findings.append(make_finding("hf-auth", dedupe([line.strip(), hit]),
                                          severity="warning", title=rule.title))
         else:
             findings.append(make_finding(
@@ -351,7 +358,7 @@ def diagnose(text: str, *, secrets: Iterable[str] = ()) -> list[Finding]:
     first_hub_line = min(hub_lines, default=0)
     ordered.extend((first_hub_line, f) for f in hub_findings)
 
-    findings = _merge_by_id([f for _, f in sorted(ordered, key=lambda item: item[0])])
+    findings = merge_by_id([f for _, f in sorted(ordered, key=lambda item: item[0])])
     has_error = any(f.severity == "error" for f in findings)
     last = last_state(plain)
     if last and last[0] == "ready":  # compiling at start-up is news only until ready
@@ -374,26 +381,6 @@ def has_errors(findings: Iterable[Finding]) -> bool:
 
 def _finding(rule: Rule, evidence: list[str]) -> Finding:
     return make_finding(rule.finding_id, evidence, severity=rule.severity, title=rule.title)
-
-
-def _merge_by_id(findings: list[Finding]) -> list[Finding]:
-    """One finding per id: the most severe one's title, all evidence (first seen first)."""
-    merged: dict[str, Finding] = {}
-    for f in findings:
-        seen = merged.get(f.id)
-        if seen is None:
-            merged[f.id] = f
-            continue
-        lead, other = (f, seen) if SEVERITY_RANK[f.severity] < SEVERITY_RANK[seen.severity] \
-            else (seen, f)
-        evidence = _dedupe([*lead.evidence, *other.evidence])[:6]
-        merged[f.id] = Finding(lead.id, lead.severity, lead.title, tuple(evidence), lead.fix,
-                               lead.doc)
-    return list(merged.values())
-
-
-def _dedupe(lines: list[str]) -> list[str]:
-    return list(dict.fromkeys(line for line in lines if line))
 
 
 def _redacted(finding: Finding, secrets: Iterable[str]) -> Finding:

@@ -6,6 +6,7 @@ same name in PLAYBOOK.md, so ``doc`` is the id itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -168,3 +169,30 @@ def make_finding(finding_id: str, evidence: list[str] | tuple[str, ...] = (), **
     """A Finding of catalogue kind `finding_id` (KeyError for an unknown id)."""
     return CATALOGUE[finding_id].finding(evidence, **overrides)
 
+
+def merge_by_id(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per id: the most severe one's fix, every distinct title (most severe first)
+    and the evidence of all, first seen first: two replicas failing alike, or two nodes lost,
+    are one finding naming both."""
+    merged: dict[str, Finding] = {}
+    for f in findings:
+        seen = merged.get(f.id)
+        if seen is None:
+            merged[f.id] = f
+            continue
+        lead, other = (f, seen) if SEVERITY_RANK[f.severity] < SEVERITY_RANK[seen.severity] \
+            else (seen, f)
+        evidence = dedupe([*lead.evidence, *other.evidence])[:6]
+        merged[f.id] = Finding(lead.id, lead.severity, _titles(lead.title, other.title),
+                               tuple(evidence), lead.fix, lead.doc)
+    return list(merged.values())
+
+
+def _titles(lead: str, other: str) -> str:
+    """Both titles when they differ (two nodes lost: both named), the lead's first."""
+    return lead if other in lead.split("; ") else f"{lead}; {other}"
+
+
+def dedupe(lines: Iterable[str]) -> list[str]:
+    """The non-empty lines, each once, in first-seen order."""
+    return list(dict.fromkeys(line for line in lines if line))

@@ -35,6 +35,36 @@ class ReadyBoard:
         return list(self._reports.values())
 
 
+def log_into_replica_file(token: str | None) -> None:
+    """Send our `flux_server` lines to this replica's own Serve log file as well (the file
+    `fluxdeploy logs --replica` prints), through the same redacting filter as stderr.
+
+    Serve writes only its `ray.serve` logger there; everything else goes to the Ray worker's
+    stderr file, where nothing names the replica."""
+    from logging.handlers import MemoryHandler
+
+    from flux_server.redact import RedactingFilter
+
+    ours = logging.getLogger("flux_server")
+    for handler in logging.getLogger("ray.serve").handlers:
+        if isinstance(handler, MemoryHandler) and handler not in ours.handlers:
+            handler.addFilter(RedactingFilter([token]))  # Serve's own lines pass it too
+            ours.addHandler(handler)
+
+
+def started_ip(node_id: str) -> str:
+    """The address this replica's node was started with (`ray start --node-ip-address`, the
+    FLUX_NODE_IP fluxdeploy knows the node by). `ray.util.get_node_ip_address()` in a replica
+    answers from the route table instead: a private address on many clouds, which no node
+    record holds."""
+    import ray
+
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id and node.get("NodeManagerAddress"):
+            return str(node["NodeManagerAddress"])
+    return ray.util.get_node_ip_address()
+
+
 class FluxReplica:
     """One pipeline replica: the plain server's FluxService, without HTTP."""
 
@@ -46,9 +76,11 @@ class FluxReplica:
         from flux_server.service import FluxService
 
         setup_logging(settings.hf_token)
+        log_into_replica_file(settings.hf_token)
         context = ray.get_runtime_context()
         self.replica_id = serve.get_replica_context().replica_id.unique_id
-        self.node_id, self.node_ip = context.get_node_id(), ray.util.get_node_ip_address()
+        self.node_id = context.get_node_id()
+        self.node_ip = started_ip(self.node_id)
         self.board = ray.get_actor(BOARD_NAME, namespace=NAMESPACE)
         self.service = FluxService(settings)
         self._stop = threading.Event()

@@ -59,7 +59,7 @@ def test_the_cli_firewall_range_is_the_nodes_port_range():
 
 def _free_base(avoid: set[int]) -> int:
     for _ in range(200):
-        base = random.randrange(20000, 40000, 200)
+        base = random.randrange(10000, 19800, 200)  # below free_port()'s range
         if base in avoid:
             continue
         try:
@@ -121,6 +121,7 @@ def _run_head_and_worker(tmp_path, head_env, worker_env, logs, port) -> None:
         generated = httpx.post(url + "/generate", json={"prompt": "a fox", "width": 64,
                                                         "height": 64}, timeout=60)
         assert generated.status_code == 200
+        _assert_replica_files_hold_our_lines(Path(head_env["RAY_TMPDIR"]), body)
         for proc in (worker, head):
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -131,3 +132,14 @@ def _run_head_and_worker(tmp_path, head_env, worker_env, logs, port) -> None:
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+def _assert_replica_files_hold_our_lines(ray_tmp: Path, body: dict) -> None:
+    """Each replica's Serve log file (what `fluxdeploy logs --replica` prints) holds the
+    replica's own flux_server lines, not only Serve's."""
+    for row in body["cluster"]["replicas"]:
+        replica = row["replica"]
+        files = list(ray_tmp.glob(f"**/session_*/logs/serve/replica_*_{replica}*.log"))
+        assert files, sorted(str(p) for p in ray_tmp.glob("**/session_*/logs/serve/*"))
+        text = "".join(f.read_text(errors="replace") for f in files)
+        assert f"replica {replica} on node {row['node_ip']}: ready" in text, text[-2000:]

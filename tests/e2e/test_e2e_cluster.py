@@ -284,6 +284,9 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
     assert f"flux_FluxReplica {replica} -- Started initializing replica" in replica_log, \
         replica_log[-2000:]
     assert re.search(rf"flux_FluxReplica {replica} .* CALL generate OK", replica_log)
+    # and the replica's own lines, not only Serve's: its load, named by the replica
+    assert re.search(rf"flux_FluxReplica {replica} .* replica {replica} on node "
+                     rf"{re.escape(vms[1].ip)}: ready", replica_log), replica_log[-2000:]
     table = _check(world.cli("status", "--name", NAME))
     assert "replicas ready 3/3" in table and all(vm.ip in table for vm in vms)
 
@@ -301,7 +304,15 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
     finally:
         interrupt(dash, signal.SIGINT)
 
-    # 5. `down` leaves nothing behind
+    # 5. the head is lost: doctor says so, and only reads (the container stays down)
+    docker("kill", f"fluxdeploy-{NAME}-node1")
+    doctor = world.cli("doctor", "--name", NAME, "--json")
+    text = json.dumps(json.loads(doctor.stdout))
+    assert doctor.returncode != 0 and "head-lost" in text, text
+    assert docker("inspect", "--format", "{{.State.Running}}",
+                  f"fluxdeploy-{NAME}-node1").stdout.strip() == "false"
+
+    # 6. `down` leaves nothing behind, with the head already gone
     _check(world.cli("down", "--name", NAME, timeout=300))
     assert world.containers(NAME) == []
     assert _ray_rules(world.lam) == []

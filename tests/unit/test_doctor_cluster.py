@@ -101,3 +101,13 @@ def test_a_world_open_ray_rule_fails_the_cluster_check():
     result = check(report, "cluster")
     assert result.status == "fail" and [f.id for f in result.findings] == ["ray-ports-open"]
     assert "0.0.0.0/0" in " ".join(result.evidence)
+
+
+def test_two_lost_workers_are_both_named_in_the_report():
+    report = run_checks(cluster_deps(["ready", "lost", "lost"],
+                                     {2: inspect_doc(status="exited", exit_code=137),
+                                      3: OSError("timed out")}))
+    [finding] = [f for f in report.findings if f.id == "node-not-joined"]
+    assert "203.0.113.8" in finding.title and "203.0.113.9" in finding.title, finding.title
+    assert any("203.0.113.8" in e for e in finding.evidence)
+    assert any("203.0.113.9" in e for e in finding.evidence)
