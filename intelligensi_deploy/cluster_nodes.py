@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from intelligensi_deploy.cloud.ray_ports import RAY_PORTS
-from intelligensi_deploy.remote.docker import SecretInArgvError, looks_secret
+from intelligensi_deploy.remote.docker_args import SecretInArgvError, looks_secret
 
 if TYPE_CHECKING:
     from intelligensi_deploy.presets import Preset

@@ -18,7 +18,7 @@ from intelligensi_deploy.health import ReadyStatus
 from intelligensi_deploy.presets import Preset
 
 if TYPE_CHECKING:
-    from intelligensi_deploy.remote.docker import ContainerSpec
+    from intelligensi_deploy.remote.docker_args import ContainerSpec
 
 CONTAINER_PORT = 8000
 HF_CACHE_VOLUME = "fluxdeploy-hf-cache"
@@ -81,7 +81,7 @@ def container_spec(
     `image` is the image reference to run: the bundled image's content-hash tag, or by
     default the preset's registry image.
     """
-    from intelligensi_deploy.remote.docker import ContainerSpec
+    from intelligensi_deploy.remote.docker_args import ContainerSpec
 
     image = image or preset.image
     # A preset with `gpus: true` asked for a GPU: the server fails into /ready `failed`
@@ -126,6 +126,6 @@ def hf_cache_path(preset: Preset) -> str | None:
 
 def needs_registry_login(image: str, token: secrets.Token | None) -> bool:
     """Log in only when a token is given for a registry other than Docker Hub."""
-    from intelligensi_deploy.remote.docker import registry_of
+    from intelligensi_deploy.remote.docker_args import registry_of
 
     return token is not None and registry_of(image) != "docker.io"

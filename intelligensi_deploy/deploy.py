@@ -178,7 +178,7 @@ def registry_login(image: str, docker: Docker, ui: Reporter, environ: Mapping[st
 
     The one login path: `up` before a pull, `image build --push` before a push.
     """
-    from intelligensi_deploy.remote.docker import registry_of
+    from intelligensi_deploy.remote.docker_args import registry_of
 
     token = secrets.ghcr_token(environ)
     registry = registry_of(image)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from intelligensi_deploy.remote.docker import (
-    ContainerSpec,
     Docker,
     DockerError,
     DockerUnavailableError,
@@ -23,8 +22,8 @@ from intelligensi_deploy.remote.docker import (
     ImageNotFoundError,
     RegistryAuthError,
     RegistryLoginError,
-    run_args,
 )
+from intelligensi_deploy.remote.docker_args import ContainerSpec, run_args
 from intelligensi_deploy.remote.host import Host, LocalHost, SSHHost
 from tests.fixtures.sshd import SSHServer
 

@@ -24,7 +24,7 @@ def not_bundled(deps: Any, facts: Any) -> str | None:
 
 def check_bundled_image(deps: Any, facts: Any) -> Any:
     from intelligensi_deploy.doctor.checks import _result
-    from intelligensi_deploy.remote.docker import image_inspect_args
+    from intelligensi_deploy.remote.docker_args import image_inspect_args
 
     log = deps.build_log() if deps.build_log else None
     if log:

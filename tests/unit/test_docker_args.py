@@ -9,10 +9,9 @@ import pytest
 
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.remote import docker
-from intelligensi_deploy.remote.docker import (
+from intelligensi_deploy.remote.docker import ImageNotFoundError, RegistryAuthError, pull_error
+from intelligensi_deploy.remote.docker_args import (
     ContainerSpec,
-    ImageNotFoundError,
-    RegistryAuthError,
     image_inspect_args,
     image_needs_login,
     inspect_args,
@@ -21,7 +20,6 @@ from intelligensi_deploy.remote.docker import (
     looks_secret,
     ps_args,
     pull_args,
-    pull_error,
     registry_of,
     rm_args,
     run_args,
