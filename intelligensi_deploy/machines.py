@@ -137,7 +137,7 @@ def provision_lambda(
 
 def instance_gone(client: LambdaClient, instance_id: str) -> bool:
     """Whether a recorded instance no longer runs (terminated, preempted, or unknown to Lambda)."""
-    from intelligensi_deploy.cloud.lambda_api import LambdaAPIError
+    from intelligensi_deploy.cloud.lambda_errors import LambdaAPIError
 
     try:
         return client.get_instance(instance_id).status in ("terminated", "terminating",

@@ -21,7 +21,8 @@ from intelligensi_deploy.cloud.provision import (
 from intelligensi_deploy.errors import FluxdeployError
 
 if TYPE_CHECKING:
-    from intelligensi_deploy.cloud.lambda_api import InstanceType, LambdaClient
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient
+    from intelligensi_deploy.cloud.lambda_types import InstanceType
 
 
 class ClusterCapacityError(FluxdeployError):
@@ -112,7 +113,7 @@ def launch_cluster(client: LambdaClient, plan: ClusterLaunchPlan, ssh_key_name: 
     first node moves on to the next fallback region; a refusal after that terminates every
     node of the cluster (``on_terminated`` for each) and raises ClusterCapacityError.
     """
-    from intelligensi_deploy.cloud.lambda_api import InsufficientCapacity, QuotaExceeded
+    from intelligensi_deploy.cloud.lambda_errors import InsufficientCapacity, QuotaExceeded
 
     nodes = list(recorded)
     regions = [plan.region, *plan.fallback_regions] if not recorded else [plan.region]

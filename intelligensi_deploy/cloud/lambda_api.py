@@ -15,19 +15,32 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
+from intelligensi_deploy.cloud.lambda_errors import (
+    API_KEYS_PAGE,
+    InvalidAPIKey,
+    LambdaAPIError,
+    LambdaUnavailable,
+    error_from_response,
+    scrub,
+)
+from intelligensi_deploy.cloud.lambda_types import (
+    FileSystem,
+    FirewallRule,
+    Instance,
+    InstanceType,
+    SSHKey,
+)
 from intelligensi_deploy.errors import FluxdeployError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 DEFAULT_URL = "https://cloud.lambda.ai/api/v1"
-API_KEYS_PAGE = "https://cloud.lambda.ai/api-keys"
 LAUNCH_INTERVAL_S = 12.0
 MAX_RETRY_AFTER_S = 60.0
 BACKOFF_BASE_S = 1.0
@@ -37,238 +50,6 @@ USER_AGENT = "fluxdeploy"
 log = logging.getLogger(__name__)
 
 JSON = Any
-
-
-# --------------------------------------------------------------------------- typed results
-
-
-@dataclass(frozen=True)
-class InstanceSpecs:
-    vcpus: int
-    memory_gib: int
-    storage_gib: int
-    gpus: int
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> InstanceSpecs:
-        return cls(int(data["vcpus"]), int(data["memory_gib"]), int(data["storage_gib"]),
-                   int(data["gpus"]))
-
-
-@dataclass(frozen=True)
-class InstanceType:
-    name: str
-    description: str
-    gpu_description: str
-    price_cents_per_hour: int
-    specs: InstanceSpecs
-    regions_with_capacity_available: tuple[str, ...] = ()
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any], regions: Sequence[Mapping[str, Any]] = ()
-                 ) -> InstanceType:
-        return cls(
-            name=data["name"],
-            description=data["description"],
-            gpu_description=data["gpu_description"],
-            price_cents_per_hour=int(data["price_cents_per_hour"]),
-            specs=InstanceSpecs.from_api(data["specs"]),
-            regions_with_capacity_available=tuple(r["name"] for r in regions),
-        )
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    status: str
-    region: str
-    instance_type: str
-    name: str | None = None
-    ip: str | None = None
-    private_ip: str | None = None
-    hostname: str | None = None
-    ssh_key_names: tuple[str, ...] = ()
-    file_system_names: tuple[str, ...] = ()
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Instance:
-        return cls(
-            id=data["id"],
-            status=data["status"],
-            region=data["region"]["name"],
-            instance_type=data["instance_type"]["name"],
-            name=data.get("name"),
-            ip=data.get("ip") or None,
-            private_ip=data.get("private_ip") or None,
-            hostname=data.get("hostname"),
-            ssh_key_names=tuple(data.get("ssh_key_names", ())),
-            file_system_names=tuple(data.get("file_system_names", ())),
-        )
-
-
-@dataclass(frozen=True)
-class SSHKey:
-    id: str
-    name: str
-    public_key: str
-    private_key: str | None = field(default=None, repr=False)  # only for server-generated keys
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> SSHKey:
-        return cls(data["id"], data["name"], data["public_key"], data.get("private_key"))
-
-
-@dataclass(frozen=True)
-class FileSystem:
-    id: str
-    name: str
-    region: str
-    mount_point: str
-    is_in_use: bool
-    bytes_used: int | None = None
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> FileSystem:
-        return cls(data["id"], data["name"], data["region"]["name"], data["mount_point"],
-                   bool(data["is_in_use"]), data.get("bytes_used"))
-
-
-@dataclass(frozen=True)
-class FirewallRule:
-    """An inbound rule. ``port_range`` is inclusive and absent for ``icmp``."""
-
-    protocol: str
-    port_range: tuple[int, int] | None
-    source_network: str
-    description: str = ""
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> FirewallRule:
-        ports = data.get("port_range")
-        return cls(data["protocol"], (int(ports[0]), int(ports[1])) if ports else None,
-                   data["source_network"], data.get("description", ""))
-
-    def to_api(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"protocol": self.protocol, "source_network": self.source_network,
-                                "description": self.description}
-        if self.port_range is not None:
-            body["port_range"] = list(self.port_range)
-        return body
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class LambdaAPIError(FluxdeployError):
-    """An error answered by the Lambda Cloud API (or no answer at all)."""
-
-    code: str | None = None
-    default_fix: str = "Read the message above; Lambda's own suggestion is included when given."
-    doc: str | None = "lambda-api"
-
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 suggestion: str | None = None, fix: str | None = None,
-                 doc: str | None = None) -> None:
-        super().__init__(message, fix=fix or self.default_fix, doc=doc or type(self).doc)
-        if code is not None:
-            self.code = code
-        self.status = status
-        self.suggestion = suggestion
-
-
-class InvalidAPIKey(LambdaAPIError):
-    code = "global/invalid-api-key"
-    default_fix = (f"Create a new key at {API_KEYS_PAGE} and export it as LAMBDA_API_KEY "
-                   "(check for a stray space or a revoked key).")
-    doc = "lambda-api-key"
-
-
-class InvalidParameters(LambdaAPIError):
-    code = "global/invalid-parameters"
-    default_fix = ("Check the preset's Lambda fields (instance type, region, SSH key name, "
-                   "file system name) against `fluxdeploy capacity`.")
-
-
-class InsufficientCapacity(LambdaAPIError):
-    code = "instance-operations/launch/insufficient-capacity"
-    default_fix = ("Try another region or instance type (`fluxdeploy capacity` shows what is "
-                   "free now), or try again later.")
-    doc = "lambda-capacity"
-
-
-class QuotaExceeded(LambdaAPIError):
-    code = "global/quota-exceeded"
-    default_fix = ("Terminate instances you no longer need (`fluxdeploy status`), or ask Lambda "
-                   "Support to raise your quota.")
-
-
-class ObjectNotFound(LambdaAPIError):
-    code = "global/object-does-not-exist"
-    default_fix = ("Check the name or id: it may have been deleted, or belong to another "
-                   "account or region.")
-
-
-class FileSystemInWrongRegion(LambdaAPIError):
-    code = "instance-operations/launch/file-system-in-wrong-region"
-    default_fix = ("A Lambda file system can only be attached in its own region: launch in that "
-                   "region, or use a file system name that lives in the launch region.")
-
-
-class AccountInactive(LambdaAPIError):
-    code = "global/account-inactive"
-    default_fix = ("Verify your email address and add a valid payment method in the Lambda "
-                   "Cloud dashboard; contact Lambda Support if it persists.")
-
-
-class LambdaUnavailable(LambdaAPIError):
-    """No usable answer after retries: rate limited, server errors or network failures."""
-
-    default_fix = ("Check your network and https://status.lambda.ai, then run the command again "
-                   "(it is safe to repeat).")
-
-
-ERRORS_BY_CODE: dict[str, type[LambdaAPIError]] = {
-    cls.code: cls for cls in (InvalidAPIKey, InvalidParameters, InsufficientCapacity,
-                              QuotaExceeded, ObjectNotFound, FileSystemInWrongRegion,
-                              AccountInactive)
-    if cls.code
-}
-
-WHAT_WENT_WRONG: dict[str, str] = {
-    "global/invalid-api-key": "Lambda rejected the API key (invalid, expired or deleted)",
-    "global/invalid-parameters": "Lambda rejected the request's parameters",
-    "instance-operations/launch/insufficient-capacity": "Lambda has no free capacity for this "
-                                                         "instance type in this region",
-    "global/quota-exceeded": "Your Lambda account's quota is exhausted",
-    "global/object-does-not-exist": "Lambda could not find the object",
-    "instance-operations/launch/file-system-in-wrong-region": "The file system is in a "
-                                                               "different region than the launch",
-    "global/account-inactive": "Your Lambda account is inactive",
-}
-
-
-def error_from_response(status: int, body: JSON, operation: str, *, secret: str = ""
-                        ) -> LambdaAPIError:
-    """The typed error for an error answer, branching on ``error.code`` only."""
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
-        return LambdaAPIError(f"{operation}: Lambda answered HTTP {status} without an error "
-                              "object.", status=status)
-    code: str = error["code"]
-    api_message = _scrub(str(error.get("message", "")), secret)
-    suggestion = _scrub(str(error["suggestion"]), secret) if error.get("suggestion") else None
-    what = WHAT_WENT_WRONG.get(code, f"Lambda answered error {code}")
-    message = f"{operation}: {what} (HTTP {status}, {code})."
-    if api_message:
-        message += f" Lambda says: {api_message}"
-    if suggestion:
-        message += f" Suggestion: {suggestion}"
-    cls = ERRORS_BY_CODE.get(code, LambdaAPIError)
-    return cls(message, code=code, status=status, suggestion=suggestion)
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 # --------------------------------------------------------------------------- retry policy
@@ -460,7 +241,7 @@ class LambdaClient:
                     headers={"Authorization": f"Bearer {self._api_key}"})
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                last_problem = f"{type(exc).__name__}: {_scrub(str(exc), self._api_key)}"
+                last_problem = f"{type(exc).__name__}: {scrub(str(exc), self._api_key)}"
                 if sent and not idempotent:
                     raise self._maybe_done(operation, last_problem) from None
                 if attempt < self.max_retries:

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from intelligensi_deploy.errors import FluxdeployError
 
 if TYPE_CHECKING:
-    from intelligensi_deploy.cloud.lambda_api import (
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient
+    from intelligensi_deploy.cloud.lambda_types import (
         FileSystem,
         FirewallRule,
         Instance,
         InstanceType,
-        LambdaClient,
         SSHKey,
     )
 
@@ -158,7 +158,7 @@ def launch_first_available(client: LambdaClient, instance_type: str,
     insufficient-capacity answer moves on to the next region. A file system pins the launch
     to its region (it is created in the first candidate region when it does not exist yet).
     """
-    from intelligensi_deploy.cloud.lambda_api import InsufficientCapacity, LambdaUnavailable
+    from intelligensi_deploy.cloud.lambda_errors import InsufficientCapacity, LambdaUnavailable
 
     types = client.instance_types()
     candidates = choose_regions(types, instance_type, preferred_regions)
@@ -244,7 +244,7 @@ def wait_for_active(client: LambdaClient, instance_id: str, timeout: float,
                     poll_interval: float = 5.0, sleep: Callable[[float], None] = time.sleep,
                     clock: Callable[[], float] = time.monotonic) -> Instance:
     """Poll until the instance is ``active`` with an IP; ``on_status`` sees every poll."""
-    from intelligensi_deploy.cloud.lambda_api import ObjectNotFound
+    from intelligensi_deploy.cloud.lambda_errors import ObjectNotFound
 
     deadline = clock() + timeout
     while True:
@@ -288,7 +288,7 @@ def _failed(instance: Instance) -> InstanceFailed:
 
 def terminate_if_present(client: LambdaClient, instance_id: str) -> bool:
     """Terminate an instance; False when it was already gone (so ``down`` can repeat)."""
-    from intelligensi_deploy.cloud.lambda_api import ObjectNotFound
+    from intelligensi_deploy.cloud.lambda_errors import ObjectNotFound
 
     try:
         if client.get_instance(instance_id).status in ("terminated", "terminating"):
@@ -336,7 +336,7 @@ def ensure_firewall_rule(client: LambdaClient, port: int, cidr: str, description
     Returns the rule that belongs to us (added now, or found identical from an earlier run)
     so that ``down`` can remove exactly it; None when another rule already covers the port.
     """
-    from intelligensi_deploy.cloud.lambda_api import FirewallRule
+    from intelligensi_deploy.cloud.lambda_types import FirewallRule
 
     wanted = FirewallRule("tcp", (port, port), normalize_cidr(cidr), description)
     rules = client.firewall_rules()
@@ -354,7 +354,7 @@ def remove_firewall_rule(client: LambdaClient, rule: FirewallRule | Mapping[str,
 
     ``rule`` may be the API form saved in the deployment state (``FirewallRule.to_api()``).
     """
-    from intelligensi_deploy.cloud.lambda_api import FirewallRule
+    from intelligensi_deploy.cloud.lambda_types import FirewallRule
 
     if isinstance(rule, Mapping):
         rule = FirewallRule.from_api(rule)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from intelligensi_deploy.errors import FluxdeployError
 
 if TYPE_CHECKING:
-    from intelligensi_deploy.cloud.lambda_api import FirewallRule
+    from intelligensi_deploy.cloud.lambda_types import FirewallRule
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def ray_rule_description(deployment: str, ip: str) -> str:
 def ray_firewall_rules(deployment: str, node_ips: Sequence[str],
                        ports: RayPorts = RAY_PORTS) -> list[FirewallRule]:
     """One TCP rule per node: Ray's port range from that node's address only (/32)."""
-    from intelligensi_deploy.cloud.lambda_api import FirewallRule
+    from intelligensi_deploy.cloud.lambda_types import FirewallRule
 
     return [FirewallRule("tcp", ports.range, _host_network(ip),
                          ray_rule_description(deployment, ip))

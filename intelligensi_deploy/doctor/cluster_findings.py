@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from intelligensi_deploy.doctor.findings import Finding, FindingKind
 
 if TYPE_CHECKING:
-    from intelligensi_deploy.cloud.lambda_api import FirewallRule
+    from intelligensi_deploy.cloud.lambda_types import FirewallRule
 
 CLUSTER_CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
     FindingKind(

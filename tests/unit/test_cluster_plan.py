@@ -14,7 +14,8 @@ from intelligensi_deploy.cloud.cluster_plan import (
     node_names,
     plan_cluster_launch,
 )
-from intelligensi_deploy.cloud.lambda_api import InstanceSpecs, InstanceType, LambdaClient
+from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.cloud.lambda_types import InstanceSpecs, InstanceType
 from tests.fakes.fake_lambda import FakeLambda, ManualClock
 
 KEY = "secret_cluster_plan_key"

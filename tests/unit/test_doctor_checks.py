@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from intelligensi_deploy.cloud.lambda_api import FirewallRule, Instance, InvalidAPIKey
+from intelligensi_deploy.cloud.lambda_errors import InvalidAPIKey
+from intelligensi_deploy.cloud.lambda_types import FirewallRule, Instance
 from intelligensi_deploy.doctor.checks import CHECKS, DoctorDeps, HttpAnswer, run_checks
 from intelligensi_deploy.doctor.diagnose import diagnose
 from intelligensi_deploy.doctor.exposure import external_cause, published_addresses, rule_opens
@@ -338,7 +339,7 @@ def test_dead_instance_fails_and_skips_ssh(status: str) -> None:
 
 
 def test_instance_gone_from_the_account_fails_with_a_fix() -> None:
-    from intelligensi_deploy.cloud.lambda_api import ObjectNotFound
+    from intelligensi_deploy.cloud.lambda_errors import ObjectNotFound
 
     class Gone(FakeLambda):
         def list_instances(self) -> list[Instance]:

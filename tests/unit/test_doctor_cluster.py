@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from intelligensi_deploy.cloud.lambda_api import FirewallRule
+from intelligensi_deploy.cloud.lambda_types import FirewallRule
 from intelligensi_deploy.cloud.ray_ports import ray_firewall_rules
 from intelligensi_deploy.doctor.checks import run_checks
 from intelligensi_deploy.doctor.report import doctor_exit_code

@@ -144,7 +144,7 @@ def test_documented_examples_pass_as_responses(contract: OpenAPIContract) -> Non
 
 def test_client_parses_the_documented_example_with_undeclared_fields(
         contract: OpenAPIContract) -> None:
-    from intelligensi_deploy.cloud.lambda_api import Instance
+    from intelligensi_deploy.cloud.lambda_types import Instance
 
     terminate = contract.spec["paths"]["/api/v1/instance-operations/terminate"]["post"]
     example = (terminate["responses"]["200"]["content"]["application/json"]["schema"]

@@ -13,22 +13,23 @@ import pytest
 
 from intelligensi_deploy.cloud.lambda_api import (
     LAUNCH_INTERVAL_S,
+    LambdaClient,
+    backoff_delay,
+    retry_after_seconds,
+)
+from intelligensi_deploy.cloud.lambda_errors import (
     AccountInactive,
     FileSystemInWrongRegion,
-    FirewallRule,
-    InstanceType,
     InsufficientCapacity,
     InvalidAPIKey,
     InvalidParameters,
     LambdaAPIError,
-    LambdaClient,
     LambdaUnavailable,
     ObjectNotFound,
     QuotaExceeded,
-    backoff_delay,
     error_from_response,
-    retry_after_seconds,
 )
+from intelligensi_deploy.cloud.lambda_types import FirewallRule, InstanceType
 from intelligensi_deploy.errors import FluxdeployError
 from tests.fakes.fake_lambda import FakeLambda, ManualClock
 from tests.fixtures.ports import free_port

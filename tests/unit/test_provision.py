@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 
-from intelligensi_deploy.cloud.lambda_api import (
-    FirewallRule,
-    InstanceSpecs,
-    InstanceType,
-    LambdaClient,
-    LambdaUnavailable,
-)
+from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.cloud.lambda_errors import LambdaUnavailable
+from intelligensi_deploy.cloud.lambda_types import FirewallRule, InstanceSpecs, InstanceType
 from intelligensi_deploy.cloud.provision import (
     BootTimeout,
     InstanceFailed,

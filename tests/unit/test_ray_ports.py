@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intelligensi_deploy.cloud.lambda_api import FirewallRule
+from intelligensi_deploy.cloud.lambda_types import FirewallRule
 from intelligensi_deploy.cloud.ray_ports import (
     RAY_PORTS,
     merge_ray_rules,
