@@ -287,6 +287,10 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
     # and the replica's own lines, not only Serve's: its load, named by the replica
     assert re.search(rf"flux_FluxReplica {replica} .* replica {replica} on node "
                      rf"{re.escape(vms[1].ip)}: ready", replica_log), replica_log[-2000:]
+    # a worker serves no HTTP: its raylet stands for it in Docker's health status
+    wait_for(lambda: docker("inspect", "--format", "{{.State.Health.Status}}",
+                            f"fluxdeploy-{NAME}-node2").stdout.strip() == "healthy",
+             timeout=120, interval=2)
     table = _check(world.cli("status", "--name", NAME))
     assert "replicas ready 3/3" in table and all(vm.ip in table for vm in vms)
 
