@@ -2,17 +2,16 @@
 
 Each check is a small function over injected dependencies (`DoctorDeps`) and the facts the
 earlier checks gathered (`Facts`); it returns a `CheckResult` (pass, warn, fail or skip, with
-evidence, a fix and a PLAYBOOK.md anchor). `run_checks` runs them in order and skips a check
-whose prerequisite failed, saying which. Nothing here restarts, removes or changes anything:
+evidence, a fix and a PLAYBOOK.md anchor). `CHECKS` is their order; `doctor.runner.run_checks`
+runs them, skipping a check whose prerequisite failed. Nothing here restarts, removes or changes anything:
 the only commands run are `true`, `docker version` / `info` / `inspect` / `logs`, `nvidia-smi -L`,
 and HTTP GETs of `/health` and `/ready`; the Lambda API is only read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 # Re-exported: `doctor.checks` stays where commands and tests import doctor's names from.
@@ -29,7 +28,7 @@ from intelligensi_deploy.doctor.check_types import (  # noqa: F401
 )
 from intelligensi_deploy.doctor.cluster_check import check_cluster, not_a_cluster
 from intelligensi_deploy.doctor.diagnose import diagnose
-from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, make_finding, merge_by_id
+from intelligensi_deploy.doctor.findings import make_finding
 from intelligensi_deploy.doctor.http_checks import (  # noqa: F401
     _deployed_port,
     check_external,
@@ -39,7 +38,7 @@ from intelligensi_deploy.doctor.http_checks import (  # noqa: F401
     tunnel_command,
 )
 from intelligensi_deploy.errors import FluxdeployError
-from intelligensi_deploy.redact import redact, secret_values
+from intelligensi_deploy.redact import secret_values
 
 # --------------------------------------------------------------------------- helpers
 
@@ -322,85 +321,6 @@ CHECKS: tuple[Check, ...] = (
     Check("cluster", "Cluster: every node joined, replicas ready", check_cluster,
           needs=("docker",), not_applicable=not_a_cluster),
 )
-
-
-def run_checks(deps: DoctorDeps, checks: Sequence[Check] = CHECKS) -> DoctorReport:
-    """Run `checks` in order; a check whose prerequisite failed (or was itself skipped for
-    that reason) is skipped, saying which. Errors in a check become its failure."""
-    facts = Facts()
-    try:
-        results = _run_all(deps, facts, checks)
-    finally:
-        _close(facts.host, facts.client)
-    redacted = tuple(_redact_result(r, deps.environ) for r in results)
-    return DoctorReport(redacted, tuple(_collect_findings(redacted)))
-
-
-def _run_all(deps: DoctorDeps, facts: Facts, checks: Sequence[Check]) -> list[CheckResult]:
-    results: dict[str, CheckResult] = {}
-    titles = {c.id: c.title for c in checks}
-    blocked: set[str] = set()
-    for check in checks:
-        failed_needs = [n for n in check.needs if n in blocked]
-        if failed_needs:
-            why = ", ".join(f"'{titles[n]}' ({results[n].status})" for n in failed_needs)
-            results[check.id] = _result(check.id, check.title, "skip",
-                                        [f"skipped: needs {why}"])
-            blocked.add(check.id)
-            continue
-        reason = _safe_not_applicable(check, deps, facts)
-        if reason:
-            results[check.id] = _result(check.id, check.title, "skip", [reason])
-            continue
-        result = _run_one(check, deps, facts)
-        results[check.id] = result
-        if result.status == "fail":
-            blocked.add(check.id)
-    return list(results.values())
-
-
-def _close(*resources: Any) -> None:
-    """Close what the checks opened (the SSH connection, the API client); never raise."""
-    for resource in resources:
-        close = getattr(resource, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):  # closing is best effort
-                close()
-
-
-def _safe_not_applicable(check: Check, deps: DoctorDeps, facts: Facts) -> str | None:
-    try:
-        return check.not_applicable(deps, facts)
-    except Exception:  # noqa: BLE001 - an unanswerable question means "run it"
-        return None
-
-
-def _run_one(check: Check, deps: DoctorDeps, facts: Facts) -> CheckResult:
-    try:
-        return check.run(deps, facts)
-    except FluxdeployError as exc:
-        return _result(check.id, check.title, "fail", [exc.message], fix=exc.fix or "",
-                       doc=exc.doc or "")
-    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
-        return _result(check.id, check.title, "fail", [f"{type(exc).__name__}: {exc}"],
-                       doc="golden-rule")
-
-
-def _collect_findings(results: Iterable[CheckResult]) -> list[Finding]:
-    """The findings of all checks, one per id (with every check's evidence), errors first."""
-    merged = merge_by_id(f for result in results for f in result.findings)
-    return sorted(merged, key=lambda f: SEVERITY_RANK[f.severity])
-
-
-def _redact_result(result: CheckResult, environ: Mapping[str, str]) -> CheckResult:
-    def clean(text: str) -> str:
-        return redact(text, environ=environ or None)
-
-    findings = tuple(Finding(f.id, f.severity, f.title, tuple(clean(e) for e in f.evidence),
-                             f.fix, f.doc) for f in result.findings)
-    return CheckResult(result.id, result.title, result.status,
-                       tuple(clean(e) for e in result.evidence), clean(result.fix), result.doc,
-                       findings)
 
 
 def _tail(text: str, lines: int) -> list[str]:

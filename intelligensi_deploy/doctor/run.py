@@ -103,7 +103,7 @@ def main(name: str | None, *, as_json: bool = False) -> int:
         return EXIT_COULD_NOT_RUN
     if not as_json:
         print(f"doctor: deployment {deployment.name!r} ({deployment.provider})", file=sys.stderr)
-    from intelligensi_deploy.doctor.checks import run_checks
+    from intelligensi_deploy.doctor.runner import run_checks
 
     report = run_checks(build_deps(deployment))
     if as_json:

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from intelligensi_deploy.cloud.lambda_errors import InvalidAPIKey
 from intelligensi_deploy.cloud.lambda_types import FirewallRule, Instance
-from intelligensi_deploy.doctor.checks import CHECKS, DoctorDeps, HttpAnswer, run_checks
+from intelligensi_deploy.doctor.checks import CHECKS, DoctorDeps, HttpAnswer
 from intelligensi_deploy.doctor.diagnose import diagnose
 from intelligensi_deploy.doctor.exposure import external_cause, published_addresses, rule_opens
 from intelligensi_deploy.doctor.findings import make_finding
@@ -26,6 +26,7 @@ from intelligensi_deploy.doctor.report import (
     render_findings,
     summary_line,
 )
+from intelligensi_deploy.doctor.runner import run_checks
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.presets import parse_preset
 from intelligensi_deploy.remote.host import HostKeyMismatch, RunResult

@@ -7,8 +7,8 @@ from typing import Any
 
 from intelligensi_deploy.cloud.lambda_types import FirewallRule
 from intelligensi_deploy.cloud.ray_ports import ray_firewall_rules
-from intelligensi_deploy.doctor.checks import run_checks
 from intelligensi_deploy.doctor.report import doctor_exit_code
+from intelligensi_deploy.doctor.runner import run_checks
 from intelligensi_deploy.state import NodeRecord
 from tests.unit.test_doctor_checks import (
     IP,
