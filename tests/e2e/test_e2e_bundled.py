@@ -4,7 +4,8 @@ nothing; a one-line server change rebuilds without the dependency layers; a buil
 fails is named by doctor.
 
 Each test builds from its own copy of server/ with a marker line, so its tag is new on the
-shared engine (a real build), while the dependency layers come from the layer cache.
+shared engine (a real build), while the dependency layers come from the layer cache (once the
+first bundled build on the machine has made them: see BUILD_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from PIL import Image
 from tests.e2e.conftest import E2E, HF_TOKEN, REPO, ArgvSampler
 from tests.fixtures.docker_env import BASE_IMAGE, docker
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(1800)]
 
 STEP = re.compile(r"^\s*step (\d+)/\d+: (.*)$")
+# An `up` that builds: on a fresh machine the first one builds the dependency layers cold (its
+# context is a tar the CLI makes, which shares no layer with `make image`'s build): about
+# 7 minutes on 2 cores, over the CLI's default 400 s here (CI once stopped there).
+BUILD_TIMEOUT = 1200.0
 
 
 def build_env(server_copy: Path) -> dict[str, str]:
@@ -91,7 +96,8 @@ def test_bundled_up_builds_on_the_host_reaches_ready_and_generates(
     e2e, _ = bundled
     preset = e2e.preset(image="bundled")
     with ArgvSampler() as sampler:
-        up = _check(e2e.cli("up", "--name", NAME, "--preset", str(preset)))
+        up = _check(e2e.cli("up", "--name", NAME, "--preset", str(preset),
+                                timeout=BUILD_TIMEOUT))
     tag = e2e.state(NAME)["image"]
     assert re.fullmatch(r"fluxdeploy/flux-server:[0-9a-f]{12}", tag)
     assert "streaming the context" in up and "over the open connection" in up
@@ -130,7 +136,8 @@ def test_a_one_line_server_change_rebuilds_only_after_the_dependencies(
         bundled: tuple[E2E, Path]) -> None:
     e2e, ctx = bundled
     preset = e2e.preset(image="bundled")
-    first = _check(e2e.cli("up", "--name", NAME, "--preset", str(preset)))
+    first = _check(e2e.cli("up", "--name", NAME, "--preset", str(preset),
+                                timeout=BUILD_TIMEOUT))
     first_tag = e2e.state(NAME)["image"]
     with open(ctx / "flux_server" / "app.py", "a", encoding="utf-8") as handle:
         handle.write("# a one-line change\n")
