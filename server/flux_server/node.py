@@ -7,12 +7,14 @@ Every Ray port is pinned inside one range from FLUX_RAY_PORT_BASE (default 6379:
 the range the CLI's firewall rules open to the cluster's own nodes, docs/contract.md); the
 dashboard listens on 127.0.0.1 only. Ray 2.60 authenticates its RPCs with a token: give
 every node the cluster's token as RAY_AUTH_TOKEN (a secret: the CLI's 0600 env file, never
-argv) and token mode is switched on. SIGTERM or SIGINT stops Ray's processes of this node
-(never `ray stop`, which would stop every Ray on the machine).
+argv) and token mode is switched on. SIGTERM or SIGINT stops Ray's processes of this node,
+`ray start`'s whole process group (never `ray stop`, which would stop every Ray on the
+machine); in the CLI's containers the container's end takes any straggler with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -86,14 +89,50 @@ def _ray_binary() -> str:
     return found
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Stop `ray start` and every Ray process of this node: its whole process group.
+
+    `ray start --block` exits on SIGTERM without stopping the raylet, GCS, dashboard and
+    workers it started; a container's end takes them along, but on a plain host they would
+    outlive the node. SIGTERM first (Ray's processes treat it as a graceful stop), SIGKILL
+    for what is left after `timeout`: the raylet would otherwise drain for 30 s, and the
+    endpoint has stopped already (Docker's own stop allows 10 s)."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout)
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        _reap_orphans()
+        time.sleep(0.2)
+    _signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+    _reap_orphans()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_orphans() -> None:
+    """As a container's PID 1, Ray's orphaned processes are ours to reap (else zombies that
+    keep the group alive); elsewhere init reaps them."""
+    if os.getpid() != 1:
+        return
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
 
 
 def run_node(role: str, argv_tail: Sequence[str] = ()) -> int:
@@ -101,14 +140,18 @@ def run_node(role: str, argv_tail: Sequence[str] = ()) -> int:
     if os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_MODE"):
         os.environ["RAY_AUTH_MODE"] = "token"  # every node and the endpoint present the token
     env = dict(os.environ)
-    ray = subprocess.Popen(ray_start_argv(role, env, _ray_binary()))
+    # its own process group: _stop ends every Ray process of this node with it
+    ray = subprocess.Popen(ray_start_argv(role, env, _ray_binary()), start_new_session=True)
 
     def on_signal(signum, _frame) -> None:
         raise SystemExit(128 + signum)
 
+    # Both roles: on the head, uvicorn handles the signal, shuts down, then raises it again;
+    # with the default disposition that would end this process before `_stop` ran and leave
+    # Ray's processes running on a plain host.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     if role == "worker":
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
         try:
             return ray.wait()
         finally:

@@ -95,6 +95,7 @@ def test_head_and_worker_nodes_serve_one_endpoint_and_stop_on_sigterm(tmp_path):
 
 
 def _run_head_and_worker(tmp_path, head_env, worker_env, logs, port) -> None:
+    ray_tmp = head_env["RAY_TMPDIR"]
     head = subprocess.Popen([sys.executable, "-m", "flux_server.node", "head"], env=head_env,
                             stdout=logs["head"], stderr=subprocess.STDOUT, cwd=tmp_path)
     worker = None
@@ -127,11 +128,41 @@ def _run_head_and_worker(tmp_path, head_env, worker_env, logs, port) -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
             print(f"stopped in {time.monotonic() - started:.1f} s")
+        # Ray's own processes: in a container its end takes them; on this plain host the head
+        # can still leave some (its Ray driver's signal handling), reported and killed below
+        left = {pid: _command(pid) for pid in _ray_processes(ray_tmp)}
+        print(f"Ray processes left after SIGTERM: {len(left)} {sorted(left.values())[:3]}")
     finally:
         for proc in (worker, head):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+        for pid in _ray_processes(ray_tmp):  # a failed run leaves no orphan to later tests
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
+    except OSError:
+        return "(gone)"
+
+
+def _ray_processes(ray_tmp: str) -> list[int]:
+    """Live processes whose command line names this test's Ray temp dir."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if ray_tmp in cmdline and state != "Z":
+            found.append(int(proc.name))
+    return found
 
 
 def _assert_replica_files_hold_our_lines(ray_tmp: Path, body: dict) -> None:
