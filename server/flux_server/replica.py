@@ -52,19 +52,6 @@ def log_into_replica_file(token: str | None) -> None:
             ours.addHandler(handler)
 
 
-def started_ip(node_id: str) -> str:
-    """The address this replica's node was started with (`ray start --node-ip-address`, the
-    FLUX_NODE_IP fluxdeploy knows the node by). `ray.util.get_node_ip_address()` in a replica
-    answers from the route table instead: a private address on many clouds, which no node
-    record holds."""
-    import ray
-
-    for node in ray.nodes():
-        if node.get("NodeID") == node_id and node.get("NodeManagerAddress"):
-            return str(node["NodeManagerAddress"])
-    return ray.util.get_node_ip_address()
-
-
 class FluxReplica:
     """One pipeline replica: the plain server's FluxService, without HTTP."""
 
@@ -79,8 +66,7 @@ class FluxReplica:
         log_into_replica_file(settings.hf_token)
         context = ray.get_runtime_context()
         self.replica_id = serve.get_replica_context().replica_id.unique_id
-        self.node_id = context.get_node_id()
-        self.node_ip = started_ip(self.node_id)
+        self.node_id, self.node_ip = context.get_node_id(), ray.util.get_node_ip_address()
         self.board = ray.get_actor(BOARD_NAME, namespace=NAMESPACE)
         self.service = FluxService(settings)
         self._stop = threading.Event()

@@ -111,18 +111,3 @@ def test_the_single_replica_server_imports_no_ray():
                          text=True, check=True).stdout
     assert out.strip() == "[]"
 
-
-def test_a_replica_names_its_node_by_the_address_the_node_was_started_with(monkeypatch):
-    """What `ray start --node-ip-address` (FLUX_NODE_IP) gave, which the CLI's node records
-    hold, not the route table's guess (a private address on many clouds)."""
-    import types
-
-    from flux_server.replica import started_ip
-
-    fake_ray = types.ModuleType("ray")
-    fake_ray.nodes = lambda: [{"NodeID": "aa", "NodeManagerAddress": "198.51.100.7"},
-                              {"NodeID": "bb", "NodeManagerAddress": "198.51.100.8"}]
-    fake_ray.util = types.SimpleNamespace(get_node_ip_address=lambda: "10.19.0.4")
-    monkeypatch.setitem(sys.modules, "ray", fake_ray)
-    assert started_ip("bb") == "198.51.100.8"
-    assert started_ip("gone") == "10.19.0.4"  # not in the table yet: the best guess left
