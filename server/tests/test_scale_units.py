@@ -110,4 +110,3 @@ def test_the_single_replica_server_imports_no_ray():
     out = subprocess.run([sys.executable, "-c", code], cwd=SERVER_ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
-
