@@ -3,7 +3,7 @@
 The server (a plain container or a cluster's head) answers /health on PORT. A cluster's worker
 node (FLUX_RAY_HEAD set) serves no HTTP at all: its raylet's port stands for it, so that
 `docker ps` on a worker says healthy while its Ray node runs, not unhealthy forever.
-Standard library only: Docker runs it every 30 s.
+Light imports only (no torch, no Ray): Docker runs it every 30 s.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
-DEFAULT_PORT_BASE = 6379  # flux_server.node's, not imported: that module is the heavy path
-NODE_MANAGER_OFFSET = 1   # NodePorts: --node-manager-port=base + 1
+from flux_server.node import DEFAULT_PORT_BASE, NodePorts
 
 
 def probe(env: Mapping[str, str]) -> str | None:
     """None when healthy, else what is wrong (pure apart from the one connection)."""
     if env.get("FLUX_RAY_HEAD", "").strip():
         host = env.get("FLUX_NODE_IP", "").strip() or "127.0.0.1"
-        port = int(env.get("FLUX_RAY_PORT_BASE", "") or DEFAULT_PORT_BASE) + NODE_MANAGER_OFFSET
+        port = NodePorts(int(env.get("FLUX_RAY_PORT_BASE", "") or DEFAULT_PORT_BASE)).node_manager
         try:
             socket.create_connection((host, port), timeout=4).close()
         except OSError as exc:

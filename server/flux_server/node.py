@@ -42,12 +42,17 @@ class NodePorts:
     def gcs(self) -> int:
         return self.base
 
+    @property
+    def node_manager(self) -> int:
+        """The raylet's port: what a worker node's health check knocks on."""
+        return self.base + 1
+
     def range(self) -> tuple[int, int]:
         return (self.base, self.base + 120)
 
     def args(self) -> list[str]:
         b = self.base
-        return [f"--node-manager-port={b + 1}", f"--object-manager-port={b + 2}",
+        return [f"--node-manager-port={self.node_manager}", f"--object-manager-port={b + 2}",
                 f"--dashboard-agent-grpc-port={b + 3}", f"--dashboard-agent-listen-port={b + 4}",
                 f"--metrics-export-port={b + 5}", f"--runtime-env-agent-port={b + 6}",
                 f"--min-worker-port={b + 21}", f"--max-worker-port={b + 120}"]

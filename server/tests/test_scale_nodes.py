@@ -122,7 +122,7 @@ def _run_head_and_worker(tmp_path, head_env, worker_env, logs, port) -> None:
         generated = httpx.post(url + "/generate", json={"prompt": "a fox", "width": 64,
                                                         "height": 64}, timeout=60)
         assert generated.status_code == 200
-        _assert_replica_files_hold_our_lines(Path(head_env["RAY_TMPDIR"]), body)
+        _assert_replica_files_hold_our_lines(Path(ray_tmp), body)
         for proc in (worker, head):
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
