@@ -1,4 +1,5 @@
-"""The pipeline as a Ray Serve deployment (imported only when FLUX_REPLICAS > 1).
+"""The pipeline as a Ray Serve deployment (imported only when FLUX_REPLICAS > 1, so Ray is
+imported at module level here).
 
 The HTTP API stays the plain FastAPI app of flux_server.app, in the endpoint's process; its
 service is a ClusterService that forwards each generation through a Serve DeploymentHandle
@@ -16,12 +17,19 @@ import threading
 import time
 from typing import Any
 
+import ray
+from prometheus_client import Gauge
+from ray import serve
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.serve.exceptions import BackPressureError
+
 from flux_server.cluster_status import ReplicaReport, cluster_view, serve_target
 from flux_server.config import Settings
 from flux_server.defaults import model_defaults
 from flux_server.engine import GenerationParams
 from flux_server.metrics import Metrics
 from flux_server.replica import BOARD_NAME, NAMESPACE, FluxReplica, ReadyBoard
+from flux_server.reqlog import request_fields
 from flux_server.scale_config import GPU_RESOURCE, ScaleSettings
 from flux_server.service import (
     READY_RETRY_AFTER_S,
@@ -87,8 +95,6 @@ class ClusterService:
 
     def __init__(self, settings: Settings, scale: ScaleSettings,
                  config_error: Exception | None = None) -> None:
-        from prometheus_client import Gauge
-
         self.settings, self.scale, self.config_error = settings, scale, config_error
         self.metrics = Metrics()
         self.state = _ClusterState(self)
@@ -120,9 +126,6 @@ class ClusterService:
 
     def _deploy(self) -> None:
         try:
-            import ray
-            from ray import serve
-
             if not ray.is_initialized():
                 self._started_ray = self.scale.ray_address is None
                 extra = {}
@@ -137,7 +140,7 @@ class ClusterService:
             threading.Thread(target=self._refresh_loop, name="ready-board-reader",
                              daemon=True).start()
             serve.start(proxy_location="Disabled")  # no Serve HTTP: this process is the API
-            deployment = serve.deployment(FluxReplica, name=DEPLOYMENT_NAME).options(
+            deployment = serve.deployment(name=DEPLOYMENT_NAME)(FluxReplica).options(
                 **self.scale.deployment_options())
             log.info("deploying %s on Ray Serve: %s", APP_NAME, self.scale.deployment_options())
             # Not waiting for every replica: /ready shows them arrive one by one.
@@ -154,8 +157,6 @@ class ClusterService:
 
     def _init_ray(self, extra: dict) -> None:
         """ray.init; a head still starting (same container, a moment ago) gets 60 s."""
-        import ray
-
         deadline = time.monotonic() + (60.0 if self.scale.ray_address else 0.0)
         while True:
             try:
@@ -170,9 +171,10 @@ class ClusterService:
                 time.sleep(1.0)
 
     def begin_shutdown(self) -> None:
-        """uvicorn's signal hook (serve.py). Nothing to flag here: `close()` deletes the Serve
-        app when the lifespan ends, and each replica's service cancels its running generation
-        then. (`_closing` must not be set yet: the deploy thread holds Ray's processes.)"""
+        """uvicorn's signal hook (flux_server.main). Nothing to flag here: `close()` deletes
+        the Serve app when the lifespan ends, and each replica's service cancels its running
+        generation then. (`_closing` must not be set yet: the deploy thread holds Ray's
+        processes.)"""
 
     def close(self) -> None:
         """At the end of the app's lifespan: delete the Serve app (and Ray, if we started it)."""
@@ -184,9 +186,6 @@ class ClusterService:
         self._closed = True
         self._closing.set()
         try:
-            import ray
-            from ray import serve
-
             if ray.is_initialized():
                 serve.delete(APP_NAME)
                 if self._started_ray:
@@ -202,9 +201,6 @@ class ClusterService:
         return self._reports
 
     def _refresh_loop(self) -> None:
-        import ray
-        from ray import serve
-
         rounds = 0
         while not self._closed:
             try:
@@ -266,11 +262,6 @@ class ClusterService:
                        output_format: str) -> GenerationOutcome:
         """Forward one generation to a replica; 429 when Serve's queue is full, one retry on
         another replica when the chosen one died (generation is idempotent for a seed)."""
-        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-        from ray.serve.exceptions import BackPressureError
-
-        from flux_server.reqlog import request_fields
-
         handle = self.require_ready()
         fields = request_fields(request.scope)
         fields.update(width=params.width, height=params.height, steps=params.steps)

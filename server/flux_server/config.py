@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from flux_server.speed import (
     CACHE_CHOICES,
@@ -21,6 +22,8 @@ DTYPE_CHOICES = ("bf16", "fp16", "fp32")
 TOKEN_VARS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HUGGINGFACE_TOKEN")
 TRUE_VALUES = ("1", "true", "yes", "on")
 FALSE_VALUES = ("", "0", "false", "no", "off")
+
+Number = TypeVar("Number", int, float)
 
 
 class SettingsError(ValueError):
@@ -85,16 +88,23 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise SettingsError(f"{name}={value!r} is not a flag: use 1 (or true) or 0 (or false)")
 
 
-def _number(env: Mapping[str, str], name: str, kind: type, default, minimum):
+def number_from(env: Mapping[str, str], name: str, kind: type[Number], default: Number,
+                minimum: Number) -> Number:
+    """The int or float in `env[name]` (`default` when unset or blank), at least `minimum`;
+    SettingsError naming the variable, the value and what it must be otherwise."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}") from None
+        value = None
+    if kind is int and (value is None or value < minimum):
+        raise SettingsError(f"{name}={raw!r} must be a whole number >= {minimum}")
+    if value is None:
+        raise SettingsError(f"{name}={raw!r} is not a number")
     if value < minimum:
-        raise SettingsError(f"{name}={raw!r} must be >= {minimum}")
+        raise SettingsError(f"{name}={raw!r} must be >= {minimum:g}")
     return value
 
 
@@ -117,7 +127,7 @@ def speed_from_env(env: Mapping[str, str], max_side: int) -> SpeedRequest:
         raise SettingsError(f"FLUX_WARM_SIZES={warm!r}: {exc}") from None
     value = None
     if threshold:
-        value = _number(env, "FLUX_CACHE_THRESHOLD", float, None, 0.0)
+        value = number_from(env, "FLUX_CACHE_THRESHOLD", float, 0.0, 0.0)
         if value > 1.0:
             raise SettingsError(f"FLUX_CACHE_THRESHOLD={threshold!r} must be between 0 and 1")
     return SpeedRequest(
@@ -136,24 +146,24 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     dtype = env.get("FLUX_DTYPE", "").strip().lower() or None
     if dtype is not None and dtype not in DTYPE_CHOICES:
         raise SettingsError(f"FLUX_DTYPE={dtype!r} is not one of {', '.join(DTYPE_CHOICES)}")
-    max_side = _number(env, "FLUX_MAX_SIDE", int, 2048, 64)
+    max_side = number_from(env, "FLUX_MAX_SIDE", int, 2048, 64)
     if max_side % 16:
         raise SettingsError(f"FLUX_MAX_SIDE={max_side} must be a multiple of 16")
     return Settings(
-        port=_number(env, "PORT", int, 8000, 0),
+        port=number_from(env, "PORT", int, 8000, 0),
         host=env.get("FLUX_HOST", "").strip() or "0.0.0.0",
         model=env.get("FLUX_MODEL", "").strip() or DEFAULT_MODEL,
         memory=_choice(env, "FLUX_MEMORY", MEMORY_CHOICES, "auto"),
         quant=_choice(env, "FLUX_QUANT", QUANT_CHOICES, "none"),
         dtype=dtype,
         device_map=env.get("FLUX_DEVICE_MAP", "").strip() or None,
-        queue_size=_number(env, "FLUX_QUEUE_SIZE", int, 16, 1),
-        request_timeout=_number(env, "FLUX_REQUEST_TIMEOUT", float, 300.0, 0.1),
+        queue_size=number_from(env, "FLUX_QUEUE_SIZE", int, 16, 1),
+        request_timeout=number_from(env, "FLUX_REQUEST_TIMEOUT", float, 300.0, 0.1),
         max_side=max_side,
-        max_images=_number(env, "FLUX_MAX_IMAGES", int, 4, 1),
+        max_images=number_from(env, "FLUX_MAX_IMAGES", int, 4, 1),
         hf_token=hf_token_from(env),
         require_gpu=_flag(env, "FLUX_REQUIRE_GPU"),
-        test_load_delay=_number(env, "FLUX_TEST_LOAD_DELAY", float, 0.0, 0.0),
-        test_generate_delay=_number(env, "FLUX_TEST_GENERATE_DELAY", float, 0.0, 0.0),
+        test_load_delay=number_from(env, "FLUX_TEST_LOAD_DELAY", float, 0.0, 0.0),
+        test_generate_delay=number_from(env, "FLUX_TEST_GENERATE_DELAY", float, 0.0, 0.0),
         speed=speed_from_env(env, max_side),
     )

@@ -12,7 +12,7 @@ from flux_server.memory import GpuInfo
 
 def probe_cuda() -> CudaProbe:
     """The CUDA facts of this process: torch's build, availability, GPUs, and why not."""
-    import torch
+    import torch  # lazy: torch loads with the model, not at start-up
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -32,7 +32,7 @@ def probe_cuda() -> CudaProbe:
 
 def detect_gpus() -> list[GpuInfo]:
     """The visible CUDA GPUs with their memory and compute capability ([] without CUDA)."""
-    import torch
+    import torch  # lazy: torch loads with the model, not at start-up
 
     if not torch.cuda.is_available():
         return []
@@ -45,7 +45,7 @@ def detect_gpus() -> list[GpuInfo]:
 
 def memory_report() -> list[dict]:
     """Per-GPU memory in bytes, for /model-status ([] without CUDA)."""
-    import torch
+    import torch  # lazy: torch loads with the model, not at start-up
 
     if not torch.cuda.is_available():
         return []

@@ -44,7 +44,7 @@ def progress_class(report: ProgressCallback) -> type[tqdm]:
 
 def download_model(repo_id: str, token: str | None, report: ProgressCallback) -> str:
     """snapshot_download the diffusers files of `repo_id`; return the local folder."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # lazy: only when a hub model downloads
 
     return snapshot_download(
         repo_id,

@@ -63,7 +63,7 @@ def generate(pipe: Any, params: GenerationParams, cancelled: Callable[[], bool] 
     half-denoised latents through the VAE and returns an image nobody wants.)
     `test_delay` (FLUX_TEST_GENERATE_DELAY) is spread over the steps, slept at each step's
     end and not interruptible, like the work of a slow step on a real GPU."""
-    import torch
+    import torch  # lazy: torch loads with the model, not at start-up
 
     step_delay = test_delay / max(1, params.steps)
 

@@ -15,10 +15,11 @@ TOKEN_HINT = "HF_TOKEN (or HUGGINGFACEHUB_API_TOKEN / HUGGINGFACE_TOKEN)"
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def _names(exc: BaseException) -> set[str]:

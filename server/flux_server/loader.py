@@ -24,8 +24,12 @@ from typing import Any
 from flux_server import gpu_check, memory, speed
 from flux_server.config import Settings
 from flux_server.defaults import ModelDefaults, model_defaults
+from flux_server.devices import probe_cuda
+from flux_server.download import download_model
 from flux_server.failures import explain
+from flux_server.speedup import apply_speed_plan, graphs_compiled
 from flux_server.state import LoadState
+from flux_server.tiny import save_tiny_pipeline
 
 log = logging.getLogger("flux_server.loader")
 
@@ -43,7 +47,7 @@ def looks_local(model: str) -> bool:
 
 
 def torch_dtype(name: str):
-    import torch
+    import torch  # lazy: torch loads with the model, not at start-up
 
     return getattr(torch, TORCH_DTYPES[name])
 
@@ -55,7 +59,7 @@ def _backend_configs(spec: memory.QuantSpec, module: str):
     if spec.backend == "bitsandbytes_4bit":
         kwargs["bnb_4bit_compute_dtype"] = torch_dtype(kwargs["bnb_4bit_compute_dtype"])
         return configs.BitsAndBytesConfig(**kwargs)
-    import torchao.quantization as ao
+    import torchao.quantization as ao  # lazy: optional extra (quant)
 
     extra = {}
     if "granularity" in kwargs:
@@ -66,7 +70,7 @@ def _backend_configs(spec: memory.QuantSpec, module: str):
 def quantization_config(spec: memory.QuantSpec):
     """diffusers' PipelineQuantizationConfig for a plan's QuantSpec, as an explicit mapping:
     the transformer gets diffusers' config class, the T5 encoder transformers' one."""
-    from diffusers.quantizers import PipelineQuantizationConfig
+    from diffusers.quantizers import PipelineQuantizationConfig  # lazy: loads with the model
 
     mapping = {name: _backend_configs(spec, "diffusers" if name == "transformer"
                                       else "transformers")
@@ -77,7 +81,7 @@ def quantization_config(spec: memory.QuantSpec):
 @contextlib.contextmanager
 def component_progress(report: Callable[[int, int], None]) -> Iterator[None]:
     """Report (i, n) as diffusers loads pipeline component i of n."""
-    from diffusers.utils import logging as diffusers_logging
+    from diffusers.utils import logging as diffusers_logging  # lazy: diffusers loads with the model
 
     original = diffusers_logging.tqdm
 
@@ -97,7 +101,8 @@ def component_progress(report: Callable[[int, int], None]) -> Iterator[None]:
         def __getattr__(self, name: str) -> Any:
             return getattr(original, name)
 
-    diffusers_logging.tqdm = _Counting()
+    # a stand-in for diffusers' tqdm wrapper: it forwards every other use to the original
+    diffusers_logging.tqdm = _Counting()  # type: ignore[assignment]  # see the line above
     try:
         yield
     finally:
@@ -128,7 +133,7 @@ def place(pipe, plan: memory.MemoryPlan) -> None:
 def free_memory() -> None:
     gc.collect()
     try:
-        import torch
+        import torch  # lazy: torch loads with the model, not at start-up
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -225,8 +230,6 @@ class PipelineLoader:
     def _check_gpus(self) -> list[memory.GpuInfo]:
         """Log what CUDA sees; raise GpuNotVisible when a GPU is required and there is none."""
         if self._detect_gpus is None:
-            from flux_server.devices import probe_cuda
-
             probe = probe_cuda()
         else:  # injected: a CudaProbe, or just the list of GPUs
             found = self._detect_gpus()
@@ -248,8 +251,6 @@ class PipelineLoader:
         model = self.settings.model
         if self.settings.tiny:
             self.state.advance("loading")
-            from flux_server.tiny import save_tiny_pipeline
-
             self._tempdir = tempfile.TemporaryDirectory(prefix="flux-tiny-")
             self.source_path = str(save_tiny_pipeline(self._tempdir.name))
         elif looks_local(model):
@@ -260,8 +261,6 @@ class PipelineLoader:
             self.source_path = path
         else:
             self.state.advance("downloading")
-            from flux_server.download import download_model
-
             def report(done: int, total: int | None) -> None:
                 self.state.set_progress(bytes_done=done, bytes_total=total)
 
@@ -273,7 +272,7 @@ class PipelineLoader:
         return self.source_path
 
     def _load(self, path: str, plan: memory.MemoryPlan) -> None:
-        from diffusers import FluxPipeline
+        from diffusers import FluxPipeline  # lazy: diffusers loads with the model
 
         kwargs: dict[str, Any] = {"dtype": torch_dtype(plan.dtype)}
         if plan.quant is not None:
@@ -300,8 +299,6 @@ class PipelineLoader:
 
     def _speed_up(self, plan: memory.MemoryPlan, backends: frozenset[str]) -> None:
         """Plan again with the model kind now known, and apply it to the loaded pipeline."""
-        from flux_server.speedup import apply_speed_plan
-
         apply_speed_plan(self.pipeline, self._plan_speed(plan, backends))
 
     def _warm_runs(self) -> int:
@@ -313,15 +310,14 @@ class PipelineLoader:
     def _warm(self) -> None:
         """One short generation per warm size (compiling it where the plan compiles), with
         `warm_sizes_done/total` progress and a `warming i/n sizes` log line each."""
-        from flux_server.speedup import graphs_compiled
-
         sizes = self.speed_plan.warm_sizes if self.speed_plan else ()
         self.warm_sizes = set()
         self.state.set_progress(warm_sizes_done=0, warm_sizes_total=len(sizes))
-        compiling = self.speed_plan is not None and self.speed_plan.compile != "off"
+        compile_mode = self.speed_plan.compile if self.speed_plan else "off"
+        compiling = compile_mode != "off"
         log.info("warming %d sizes: %s%s", len(sizes),
                  ",".join(speed.format_size(s) for s in sizes),
-                 f" (compile={self.speed_plan.compile}: each new size compiles first, minutes "
+                 f" (compile={compile_mode}: each new size compiles first, minutes "
                  "on a GPU; PLAYBOOK.md#compile-slow-start)" if compiling else "")
         for index, size in enumerate(sizes, 1):
             started, graphs = time.monotonic(), graphs_compiled()

@@ -9,6 +9,7 @@ Attention slicing is not part of any plan: it is a no-op for FLUX.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -154,24 +155,24 @@ def plan(gpus: Sequence[GpuInfo | tuple], memory: str = "auto", quant: str = "no
     """Choose device placement, quantization, offload and dtype. Pure; raises PlanError.
 
     `backends`: the quantization libraries installed; auto quantizes only with one of them."""
-    gpus = [g if isinstance(g, GpuInfo) else GpuInfo(*g) for g in gpus]
-    chosen_dtype, dtype_reasons = _dtype_for(gpus, dtype)
+    found = [g if isinstance(g, GpuInfo) else GpuInfo(*g) for g in gpus]
+    chosen_dtype, dtype_reasons = _dtype_for(found, dtype)
     if device_map:
-        _check_quant(quant, gpus)
-        return MemoryPlan("device-map", "cuda" if gpus else "cpu", chosen_dtype,
+        _check_quant(quant, found)
+        return MemoryPlan("device-map", "cuda" if found else "cpu", chosen_dtype,
                           quant_spec(quant, chosen_dtype), device_map,
                           (f"FLUX_DEVICE_MAP={device_map} passed to diffusers as given",)
                           + dtype_reasons)
     if memory == "auto":
-        strategy, quant, reasons = _auto(gpus, quant, chosen_dtype, frozenset(backends))
+        strategy, quant, reasons = _auto(found, quant, chosen_dtype, frozenset(backends))
     else:
         strategy, reasons = memory, (f"FLUX_MEMORY={memory} as requested",)
-        if strategy != "cpu" and not gpus:
+        if strategy != "cpu" and not found:
             raise PlanError(f"FLUX_MEMORY={memory} needs a CUDA GPU and none was found",
                             "run the container with --gpus all, or use FLUX_MEMORY=auto/cpu")
     if strategy == "cpu" and dtype is None:
         chosen_dtype, dtype_reasons = "fp32", ("CPU: fp32",)
-    _check_quant(quant, gpus if strategy != "cpu" else [])
+    _check_quant(quant, found if strategy != "cpu" else [])
     return MemoryPlan(
         strategy=strategy,
         device="cpu" if strategy == "cpu" else "cuda",
@@ -205,17 +206,16 @@ def fallback(current: MemoryPlan, backends: frozenset[str] = ALL_BACKENDS
 
 def installed_backends() -> frozenset[str]:
     """The quantization libraries importable here (a side effect-free look-up)."""
-    import importlib.util
-
     return frozenset(n for n in ALL_BACKENDS if importlib.util.find_spec(n) is not None)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for a CUDA out-of-memory error (by type name or message, anywhere in the chain)."""
     seen = 0
-    while exc is not None and seen < 10:
-        if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if type(current).__name__ == "OutOfMemoryError" or "out of memory" in str(current).lower():
             return True
-        exc = exc.__cause__ or exc.__context__
+        current = current.__cause__ or current.__context__
         seen += 1
     return False

@@ -175,7 +175,7 @@ def run_node(role: str, argv_tail: Sequence[str] = ()) -> int:
 
     threading.Thread(target=watch, name="ray-watch", daemon=True).start()
     try:
-        from flux_server.serve import main
+        from flux_server.main import main  # lazy: the app; the healthcheck imports node
 
         main()  # uvicorn handles SIGTERM/SIGINT and returns
         return 0 if ray.poll() is None else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from collections.abc import Iterable
 
 _TOKEN_PATTERN = re.compile(r"\b(hf_|ghp_|github_pat_|secret_)[A-Za-z0-9_]{6,}")
@@ -28,8 +29,6 @@ class RedactingFilter(logging.Filter):
         message = record.getMessage()
         clean = redact(message, self.secrets)
         if record.exc_info:
-            import traceback
-
             clean += "\n" + redact("".join(traceback.format_exception(*record.exc_info)),
                                    self.secrets).rstrip()
             record.exc_info = None

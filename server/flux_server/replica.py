@@ -1,5 +1,6 @@
 """One pipeline replica on Ray Serve (FluxReplica) and the actor its load state goes to
-(ReadyBoard). Imported only when FLUX_REPLICAS > 1 (see flux_server.cluster)."""
+(ReadyBoard). Imported only when FLUX_REPLICAS > 1 (see flux_server.cluster), so Ray is
+imported at module level here."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import logging
 import threading
 import time
 
+import ray
+from ray import serve
+
 from flux_server.cluster_status import ReplicaReport
 from flux_server.config import Settings
 from flux_server.engine import GenerationParams
-from flux_server.service import HTTPProblem
+from flux_server.logs import log_into_replica_file, setup_logging
+from flux_server.service import FluxService, HTTPProblem
 
 log = logging.getLogger("flux_server.replica")
 
@@ -35,33 +40,10 @@ class ReadyBoard:
         return list(self._reports.values())
 
 
-def log_into_replica_file(token: str | None) -> None:
-    """Send our `flux_server` lines to this replica's own Serve log file as well (the file
-    `fluxdeploy logs --replica` prints), through the same redacting filter as stderr.
-
-    Serve writes only its `ray.serve` logger there; everything else goes to the Ray worker's
-    stderr file, where nothing names the replica."""
-    from logging.handlers import MemoryHandler
-
-    from flux_server.redact import RedactingFilter
-
-    ours = logging.getLogger("flux_server")
-    for handler in logging.getLogger("ray.serve").handlers:
-        if isinstance(handler, MemoryHandler) and handler not in ours.handlers:
-            handler.addFilter(RedactingFilter([token]))  # Serve's own lines pass it too
-            ours.addHandler(handler)
-
-
 class FluxReplica:
     """One pipeline replica: the plain server's FluxService, without HTTP."""
 
     def __init__(self, settings: Settings) -> None:
-        import ray
-        from ray import serve
-
-        from flux_server.serve import setup_logging
-        from flux_server.service import FluxService
-
         setup_logging(settings.hf_token)
         log_into_replica_file(settings.hf_token)
         context = ray.get_runtime_context()

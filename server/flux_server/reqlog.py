@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from flux_server.metrics import Metrics
@@ -17,12 +18,12 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 FIELDS = ("width", "height", "steps", "queue_wait_s", "generation_s")
 
 
-def request_fields(scope: dict) -> dict[str, Any]:
+def request_fields(scope: MutableMapping[str, Any]) -> dict[str, Any]:
     """The mutable per-request log fields a handler may fill in."""
     return scope.setdefault(LOG_KEY, {})
 
 
-def request_id_of(scope: dict) -> str:
+def request_id_of(scope: Mapping[str, Any]) -> str:
     """The id the request line will carry (`-` outside the middleware)."""
     return scope.get(REQUEST_ID_KEY, "-")
 

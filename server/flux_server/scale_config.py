@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from flux_server.config import SettingsError
+from flux_server.config import SettingsError, number_from
 
 GPU_RESOURCE = "GPU"
 
@@ -39,6 +40,7 @@ class ScaleSettings:
 
     def deployment_options(self) -> dict:
         """Keyword arguments of Ray Serve's `Deployment.options()` for the pipeline replicas."""
+        actor: dict[str, Any]
         if self.replica_resource == GPU_RESOURCE:
             actor = {"num_gpus": 1, "num_cpus": self.replica_cpus}
         else:
@@ -60,36 +62,14 @@ class ScaleSettings:
         return {**self.__dict__, "enabled": self.enabled}
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < minimum:
-        raise SettingsError(f"{name}={raw!r} must be a whole number >= {minimum}")
-    return int(raw)
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r} must be >= {minimum:g}")
-    return value
-
-
 def scale_from_env(env: Mapping[str, str], queue_size: int = 16) -> ScaleSettings:
     """FLUX_REPLICAS (fixed count) or FLUX_MIN_REPLICAS / FLUX_MAX_REPLICAS (autoscaling),
     FLUX_TARGET_ONGOING_REQUESTS, FLUX_MAX_QUEUED_REQUESTS (default FLUX_QUEUE_SIZE),
     FLUX_MIN_READY (default the minimum), FLUX_REPLICA_RESOURCE, FLUX_RAY_ADDRESS."""
-    replicas = _int(env, "FLUX_REPLICAS", 0, 1)
+    replicas = number_from(env, "FLUX_REPLICAS", int, 0, 1)
     min_default = replicas or 1
-    min_replicas = _int(env, "FLUX_MIN_REPLICAS", min_default, 1)
-    max_replicas = _int(env, "FLUX_MAX_REPLICAS", max(replicas, min_replicas), 1)
+    min_replicas = number_from(env, "FLUX_MIN_REPLICAS", int, min_default, 1)
+    max_replicas = number_from(env, "FLUX_MAX_REPLICAS", int, max(replicas, min_replicas), 1)
     if replicas and env.get("FLUX_MIN_REPLICAS", "").strip() and env.get(
             "FLUX_MAX_REPLICAS", "").strip():
         raise SettingsError("set FLUX_REPLICAS (a fixed count) or FLUX_MIN_REPLICAS and "
@@ -97,7 +77,7 @@ def scale_from_env(env: Mapping[str, str], queue_size: int = 16) -> ScaleSetting
     if min_replicas > max_replicas:
         raise SettingsError(f"FLUX_MIN_REPLICAS={min_replicas} is above FLUX_MAX_REPLICAS="
                             f"{max_replicas}: lower the minimum or raise the maximum")
-    min_ready = _int(env, "FLUX_MIN_READY", min_replicas, 1)
+    min_ready = number_from(env, "FLUX_MIN_READY", int, min_replicas, 1)
     if min_ready > max_replicas:
         raise SettingsError(f"FLUX_MIN_READY={min_ready} can never be reached with "
                             f"FLUX_MAX_REPLICAS={max_replicas}: lower it")
@@ -107,9 +87,11 @@ def scale_from_env(env: Mapping[str, str], queue_size: int = 16) -> ScaleSetting
                             "(letters, digits, - and _)")
     return ScaleSettings(
         min_replicas=min_replicas, max_replicas=max_replicas,
-        target_ongoing_requests=_float(env, "FLUX_TARGET_ONGOING_REQUESTS", 1.0, 0.1),
-        max_ongoing_requests=_int(env, "FLUX_MAX_ONGOING_REQUESTS", 1, 1),
-        max_queued_requests=_int(env, "FLUX_MAX_QUEUED_REQUESTS", queue_size, 1),
+        target_ongoing_requests=number_from(env, "FLUX_TARGET_ONGOING_REQUESTS", float, 1.0,
+                                            0.1),
+        max_ongoing_requests=number_from(env, "FLUX_MAX_ONGOING_REQUESTS", int, 1, 1),
+        max_queued_requests=number_from(env, "FLUX_MAX_QUEUED_REQUESTS", int, queue_size,
+                                        1),
         min_ready=min_ready, replica_resource=resource,
         ray_address=env.get("FLUX_RAY_ADDRESS", "").strip() or None,
-        replica_cpus=_float(env, "FLUX_REPLICA_CPUS", 1.0, 0.0))
+        replica_cpus=number_from(env, "FLUX_REPLICA_CPUS", float, 1.0, 0.0))

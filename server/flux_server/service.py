@@ -17,11 +17,13 @@ from fastapi import Request
 
 from flux_server import __version__
 from flux_server.config import Settings
+from flux_server.devices import memory_report
 from flux_server.engine import (
     GenerationCancelled,
     GenerationOutOfMemory,
     GenerationParams,
     encode_image,
+    generate,
 )
 from flux_server.failures import explain
 from flux_server.gpu_check import describe as describe_cuda
@@ -69,8 +71,6 @@ WARM_UP_STEPS = 2  # the second step is the first a step cache may skip
 
 def _warm_up(settings: Settings) -> Callable[[Any, Any, tuple[int, int]], None]:
     def warm(pipe, defaults, size: tuple[int, int]) -> None:
-        from flux_server.engine import generate
-
         pipe.set_progress_bar_config(disable=True)
         steps = min(WARM_UP_STEPS, defaults.steps)
         generate(pipe, GenerationParams("warm up", size[0], size[1], steps,
@@ -182,8 +182,6 @@ class FluxService:
         test_delay = self.settings.test_generate_delay
 
         def work(job: Job) -> list[bytes]:
-            from flux_server.engine import generate
-
             out_of_memory = None
             graphs = graphs_compiled()
             try:
@@ -366,8 +364,6 @@ def _was_cancelled(waiter: asyncio.Future) -> bool:
 def _gpu_memory() -> list[dict]:
     if "torch" not in sys.modules:
         return []
-    from flux_server.devices import memory_report
-
     return memory_report()
 
 

@@ -147,7 +147,7 @@ def _fp8(request: SpeedRequest, gpus: Sequence[GpuInfo], memory: MemoryPlan,
     if memory.strategy == "sequential-offload":
         return False, "fp8 off: sequential offload"
     return True, ("fp8 on: dynamic fp8 activations and weights (torchao) on compute capability "
-                  f"{min(caps)}")
+                  f"{min(c or (0, 0) for c in caps)}")
 
 
 def _fuse(request: SpeedRequest, memory: MemoryPlan, fp8: bool, gpus: Sequence[GpuInfo]

@@ -7,6 +7,7 @@ cache hooks, and compile last so the compiled code sees the final modules.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from flux_server.speed import SpeedPlan
@@ -20,7 +21,10 @@ def cache_config(plan: SpeedPlan):
     """diffusers' step cache config for the plan (None when the cache is off)."""
     if plan.cache == "off":
         return None
-    from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
+    from diffusers import (  # lazy: diffusers loads with the model
+        FirstBlockCacheConfig,
+        TaylorSeerCacheConfig,
+    )
 
     if plan.cache == "first-block":
         return FirstBlockCacheConfig(threshold=plan.cache_threshold)
@@ -33,7 +37,7 @@ def fp8_config(on_gpu: bool):
     """torchao's fp8 config: dynamic fp8 activations and weights (per row) on a GPU. On the
     CPU torchao has no fp8 activation kernel, so tests get fp8 weights only (same e4m3
     rounding of the weights, activations kept in fp32)."""
-    from torchao.quantization import (
+    from torchao.quantization import (  # lazy: optional extra (quant)
         Float8DynamicActivationFloat8WeightConfig,
         Float8WeightOnlyConfig,
         PerRow,
@@ -46,7 +50,7 @@ def fp8_config(on_gpu: bool):
 
 def quantize_fp8(transformer: Any) -> None:
     """Quantize the transformer's linear layers to fp8 in place (torchao)."""
-    from torchao.quantization import quantize_
+    from torchao.quantization import quantize_  # lazy: optional extra (quant)
 
     on_gpu = next(transformer.parameters()).device.type == "cuda"
     quantize_(transformer, fp8_config(on_gpu))
@@ -74,10 +78,8 @@ def apply_speed_plan(pipe: Any, plan: SpeedPlan) -> None:
 
 def graphs_compiled() -> int:
     """How many graphs torch.compile has compiled in this process (0 before any compile)."""
-    import sys
-
     if "torch._dynamo" not in sys.modules:
         return 0
-    from torch._dynamo.utils import counters
+    from torch._dynamo.utils import counters  # lazy: only after torch.compile ran
 
     return int(counters["stats"].get("unique_graphs", 0))

@@ -80,8 +80,9 @@ class LoadState:
         self._failure = failure
         self.advance("failed")
 
-    def set_progress(self, **values: int) -> None:
-        """Record progress counters (bytes_done, bytes_total, components_done, ...)."""
+    def set_progress(self, **values: int | None) -> None:
+        """Record progress counters (bytes_done, bytes_total, components_done, ...); a None
+        (not known yet) leaves the counter as it was."""
         with self._lock:
             self._progress.update({k: int(v) for k, v in values.items() if v is not None})
 

@@ -23,7 +23,7 @@ VAE_LEVELS = 4  # 2 ** (levels - 1) = 8x downsampling, as FLUX.1's VAE
 
 
 def _clip_tokenizer(workdir: Path):
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # lazy: only when the tiny pipeline is built
 
     letters = list(string.ascii_lowercase)
     tokens = ["<|startoftext|>", "<|endoftext|>"] + letters + [c + "</w>" for c in letters]
@@ -35,8 +35,13 @@ def _clip_tokenizer(workdir: Path):
 
 
 def _t5_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import T5TokenizerFast
+    from tokenizers import (  # lazy: only when the tiny pipeline is built
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+    )
+    from transformers import T5Tokenizer  # lazy: tiny pipeline only
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
     pieces += [(c, -2.0) for c in string.ascii_lowercase]
@@ -44,7 +49,7 @@ def _t5_tokenizer():
     backend = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
     backend.pre_tokenizer = pre_tokenizers.Metaspace()
     backend.decoder = decoders.Metaspace()
-    return T5TokenizerFast(
+    return T5Tokenizer(  # transformers 5: the tokenizers-backed (fast) T5 tokenizer
         tokenizer_object=backend,
         pad_token="<pad>",
         eos_token="</s>",
@@ -56,14 +61,19 @@ def _t5_tokenizer():
 
 def build_tiny_pipeline(seed: int = 0):
     """Return a tiny random `FluxPipeline` on CPU in fp32 (deterministic for a given seed)."""
-    import torch
-    from diffusers import (
+    import torch  # lazy: only when the tiny pipeline is built
+    from diffusers import (  # lazy: only when the tiny pipeline is built
         AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
         FluxPipeline,
         FluxTransformer2DModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from transformers import (  # lazy: tiny pipeline only
+        CLIPTextConfig,
+        CLIPTextModel,
+        T5Config,
+        T5EncoderModel,
+    )
 
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
@@ -87,11 +97,12 @@ def build_tiny_pipeline(seed: int = 0):
         vocab_size=1000, projection_dim=32, max_position_embeddings=77,
         bos_token_id=0, eos_token_id=1, pad_token_id=1,
     ))
-    t5 = T5EncoderModel(T5Config(
+    t5_config = T5Config(
         d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, vocab_size=1000,
-        relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0,
-        eos_token_id=1,
-    ))
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+    )
+    t5_config.decoder_start_token_id = 0  # not a keyword of transformers 5's T5Config
+    t5 = T5EncoderModel(t5_config)
     with tempfile.TemporaryDirectory() as workdir:
         clip_tokenizer = _clip_tokenizer(Path(workdir))
     return FluxPipeline(
@@ -115,9 +126,9 @@ def save_tiny_pipeline(path: str | Path, seed: int = 0) -> Path:
 def save_tiny_lora(pipeline_path: str | Path, lora_path: str | Path, rank: int = 4,
                    seed: int = 1) -> Path:
     """Save a random (non-identity) LoRA for the tiny transformer under `lora_path`."""
-    import torch
-    from diffusers import FluxPipeline, FluxTransformer2DModel
-    from peft import LoraConfig, get_peft_model_state_dict
+    import torch  # lazy: only when the tiny pipeline is built
+    from diffusers import FluxPipeline, FluxTransformer2DModel  # lazy: tiny pipeline only
+    from peft import LoraConfig, get_peft_model_state_dict  # lazy: tiny pipeline only
 
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel.from_pretrained(str(pipeline_path),

@@ -103,7 +103,7 @@ def test_failed_replica_shows_why_and_scaled_down_ones_disappear():
 
 
 def test_the_single_replica_server_imports_no_ray():
-    code = ("import sys, flux_server.serve, flux_server.app, flux_server.service; "
+    code = ("import sys, flux_server.main, flux_server.app, flux_server.service; "
             "from flux_server.app import create_app; from flux_server.config import Settings; "
             "create_app(Settings(model='tiny')); "
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")

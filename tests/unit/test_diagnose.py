@@ -751,7 +751,7 @@ def test_finding_json_shape() -> None:
 
 
 # --------------------------------------------------------------------------- the bundled server
-# Captured from `python -m flux_server` (server/flux_server/serve.py's log format: asctime,
+# Captured from `python -m flux_server` (server/flux_server/logs.py's log format: asctime,
 # level, logger name) with FLUX_MODEL=tiny, FLUX_HOST=127.0.0.1, and FLUX.1-dev against a hub
 # stand-in that answers 401 GatedRepo like huggingface.co.
 

@@ -1,26 +1,33 @@
-"""Process entry point: logging, settings, uvicorn on FLUX_HOST:PORT."""
+"""Process entry point (`python -m flux_server`): logging, settings, uvicorn on FLUX_HOST:PORT.
+
+Named main, not serve: this is the plain uvicorn process; Ray Serve lives in flux_server.cluster."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from types import FrameType
 
+import uvicorn
+
 from flux_server.config import Settings, SettingsError, hf_token_from, settings_from_env
-from flux_server.redact import RedactingFilter
+from flux_server.logs import setup_logging
 from flux_server.scale_config import ScaleSettings, scale_from_env
 
 
-def setup_logging(token: str | None) -> None:
-    """One stderr handler on the root logger; every record passes the redacting filter."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter([token]))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("FLUX_LOG_LEVEL", "INFO").upper())
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, which tells the app the moment a SIGINT/SIGTERM arrives: its
+    running generation then stops at the next denoising step instead of being waited
+    out until uvicorn's graceful-shutdown timeout."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
 
 def _settings() -> tuple[Settings, SettingsError | None]:
@@ -42,37 +49,17 @@ def _scale(settings: Settings) -> tuple[ScaleSettings | None, SettingsError | No
         return None, exc
 
 
-def _server_class():
-    import uvicorn
-
-    class GracefulServer(uvicorn.Server):
-        """uvicorn's server, which tells the app the moment a SIGINT/SIGTERM arrives: its
-        running generation then stops at the next denoising step instead of being waited
-        out until uvicorn's graceful-shutdown timeout."""
-
-        def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
-            super().__init__(config)
-            self._on_exit = on_exit
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            self._on_exit()
-            super().handle_exit(sig, frame)
-
-    return GracefulServer
-
-
 def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     settings, error = _settings()
     setup_logging(settings.hf_token)
-    import uvicorn
-
-    from flux_server.app import create_app
+    # After the logging set-up and HF_HUB_DISABLE_PROGRESS_BARS (huggingface_hub reads it once).
+    from flux_server.app import create_app  # lazy: imported after the set-up above
 
     scale, scale_error = _scale(settings)
     service = None
     if scale is not None and scale.enabled:
-        from flux_server.cluster import ClusterService  # imports Ray only on this path
+        from flux_server.cluster import ClusterService  # lazy: Ray only for FLUX_REPLICAS > 1
 
         service = ClusterService(settings, scale, config_error=error)
     app = create_app(settings, config_error=error or scale_error, service=service)
@@ -81,4 +68,4 @@ def main() -> None:
         " (tiny random-weight test pipeline)" if settings.tiny else "")
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             access_log=False, timeout_graceful_shutdown=5)
-    _server_class()(config, app.state.service.begin_shutdown).run()
+    GracefulServer(config, app.state.service.begin_shutdown).run()
