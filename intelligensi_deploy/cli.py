@@ -1,11 +1,15 @@
 """The `fluxdeploy` command: parse, call one function, render. No logic lives here.
 
-Heavy modules (httpx, paramiko, pydantic models, rich) are imported inside the commands, so
-`fluxdeploy --help` answers fast.
+Light modules (signals, errors, redaction, the plain state records) are imported here; the
+heavy ones (httpx, paramiko, pydantic models, rich) inside the commands that use them, each
+marked `# lazy:`, so that `fluxdeploy --help`, `presets list`, `status` and `diagnose` answer
+fast (tests/unit/test_cli_fast.py checks what they load, bench/cli_startup.py times them).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,18 @@ from typing import Any
 import typer
 
 from intelligensi_deploy import cli_params
+from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.preset_paths import preset_reference
+from intelligensi_deploy.redact import redact
+from intelligensi_deploy.signals import (
+    Interrupted,
+    exit_code_for,
+    find_interrupted,
+    interruptible,
+    wait_forever,
+)
+from intelligensi_deploy.state_records import read_records
+from intelligensi_deploy.status import record_status
 
 cli_params.install()  # plain str/int/Path parameters without typer's pydantic adapters
 
@@ -49,9 +65,14 @@ OutputOpt = typer.Option("flux.png", "--output", "-o", help="Where to write the 
 
 
 def _store() -> Any:
-    from intelligensi_deploy.state import StateStore
+    from intelligensi_deploy.state import StateStore  # lazy: pydantic
 
     return StateStore()
+
+
+def _print_json(data: Any) -> None:
+    """`--json` output: redacted, one document on stdout."""
+    sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
 
 
 def _resolve(name: str | None) -> Any:
@@ -73,19 +94,17 @@ def up(
     build: list[str] | None = BuildOpt,
 ) -> None:
     """Launch (or resume) a deployment and wait until the server is ready."""
-    from intelligensi_deploy import deploy
-    from intelligensi_deploy.bundle.settings import parse_flags
-    from intelligensi_deploy.console import ConsoleReporter
-    from intelligensi_deploy.preset_paths import preset_reference
-    from intelligensi_deploy.presets import load_preset
-    from intelligensi_deploy.signals import Interrupted, interruptible
+    from intelligensi_deploy.bundle.settings import parse_flags  # lazy: pydantic
+    from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
+    from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
+    from intelligensi_deploy.presets import load_preset  # lazy: pydantic, yaml
 
     loaded = load_preset(preset)
     flags = parse_flags(build or [])
     ui = ConsoleReporter()
     try:
         with interruptible():  # SIGINT/SIGTERM end the waits cleanly, with the state saved
-            dep = deploy.up(loaded, name=name, store=_store(), ui=ui, force=force,
+            dep = dispatch.up(loaded, name=name, store=_store(), ui=ui, force=force,
                             ssh_host=host, preset_ref=preset_reference(preset),
                             build_flags=flags)
     except Interrupted:
@@ -106,33 +125,30 @@ def up(
 @app.command()
 def down(name: str | None = NameOpt) -> None:
     """Remove the container and terminate the instance (and the firewall rule `up` added)."""
-    from intelligensi_deploy import deploy
-    from intelligensi_deploy.console import ConsoleReporter
+    from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
+    from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
 
     dep = _resolve(name)
     ui = ConsoleReporter()
-    if deploy.down(dep, store=_store(), ui=ui) is not None:
+    if dispatch.down(dep, store=_store(), ui=ui) is not None:
         ui.step(f"Deployment {dep.name!r} is down")
 
 
 @app.command()
 def status(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show deployments: recorded state, and live container and /ready state."""
-    from intelligensi_deploy import status as status_mod
-    from intelligensi_deploy.state_records import read_records
-
     records = read_records()
     if name:
         records = [r for r in records if r.get("name") == name]
         if not records:
             _store().resolve(name)  # raises StateError, naming the deployments there are
-    reports = [status_mod.record_status(r) for r in records]
+    reports = [record_status(r) for r in records]
     if as_json:
-        from intelligensi_deploy.console import print_json
-
-        print_json({"deployments": reports})
+        _print_json({"deployments": reports})
     else:
-        status_mod.render(reports)
+        from intelligensi_deploy.status_view import render  # lazy: rich
+
+        render(reports)
 
 
 @app.command()
@@ -146,10 +162,12 @@ def logs(
                                        "(`status` lists them): its load and Serve lines."),
 ) -> None:
     """Print the server container's log (redacted); on a cluster, a node's or a replica's."""
-    from intelligensi_deploy import deploy
-    from intelligensi_deploy.redact import redact
-    from intelligensi_deploy.remote.docker import Docker
-    from intelligensi_deploy.signals import interruptible
+    from intelligensi_deploy.cluster_access import (  # lazy: pydantic, paramiko
+        connect_to_node,
+        show_replica_log,
+    )
+    from intelligensi_deploy.machines import connect_existing  # lazy: pydantic, paramiko
+    from intelligensi_deploy.remote.docker import Docker  # lazy: paramiko
 
     dep = _resolve(name)
 
@@ -159,16 +177,12 @@ def logs(
 
     with interruptible():  # `logs -f` runs until SIGINT/SIGTERM: exit 130/143, closed
         if replica:
-            from intelligensi_deploy.cluster_access import show_replica_log
-
             show_replica_log(dep, replica, tail, show)
             return
         if node is not None:
-            from intelligensi_deploy.cluster_access import connect_to_node
-
             host, container = connect_to_node(dep, node)
         else:
-            host, container = deploy.connect_existing(dep), dep.container_name
+            host, container = connect_existing(dep), dep.container_name
         try:
             Docker(host).logs(container, tail=tail or None, since=since, follow=follow,
                               on_output=show)
@@ -185,20 +199,21 @@ def tunnel(
                                    "(127.0.0.1:8265 on the head) instead of the server."),
 ) -> None:
     """Forward a local port to the server over SSH (like ssh -L) until Ctrl-C or SIGTERM."""
-    from intelligensi_deploy import deploy
-    from intelligensi_deploy.signals import Interrupted, interruptible, wait_forever
+    from intelligensi_deploy.cloud.ray_ports import RAY_PORTS  # lazy: pydantic (state)
+    from intelligensi_deploy.cluster_access import (  # lazy: pydantic, paramiko
+        dashboard_token_hint,
+        require_cluster,
+    )
+    from intelligensi_deploy.machines import connect_existing  # lazy: pydantic, paramiko
 
     dep = _resolve(name)
     remote, what = dep.port, f"{dep.name}:{dep.port}"
     if dashboard:
-        from intelligensi_deploy.cloud.ray_ports import RAY_PORTS
-        from intelligensi_deploy.cluster_access import require_cluster
-
         require_cluster(dep, "--dashboard")
         remote, what = RAY_PORTS.dashboard, f"the Ray dashboard of {dep.name}"
     try:
         with interruptible():  # whatever the inherited dispositions: exit 130/143, closed
-            host = deploy.connect_existing(dep)
+            host = connect_existing(dep)
             try:
                 wanted = local_port if local_port is not None else (
                     8265 if dashboard else 8000)
@@ -206,8 +221,6 @@ def tunnel(
                     typer.echo(f"Tunnel open: http://127.0.0.1:{port} -> {what} (Ctrl-C to "
                                "close)")
                     if dashboard:
-                        from intelligensi_deploy.cluster_access import dashboard_token_hint
-
                         typer.echo(dashboard_token_hint(dep))
                     sys.stdout.flush()
                     wait_forever()
@@ -226,13 +239,10 @@ def open_page(
                                    "(default: any free one)."),
 ) -> None:
     """Open the server's prompt page in the browser, through a tunnel held until Ctrl-C."""
-    from functools import partial
-
-    from intelligensi_deploy import open_page as page
-    from intelligensi_deploy.signals import Interrupted, interruptible
+    from intelligensi_deploy import open_page as page  # lazy: httpx, paramiko
 
     dep = _resolve(name)
-    announce = partial(page.announce_page, open_browser=not no_browser,
+    announce = functools.partial(page.announce_page, open_browser=not no_browser,
                        echo=lambda line: typer.echo(line))
     if dep.provider != "local":
         typer.echo("Opening an SSH tunnel to the server (Ctrl-C closes it)...")
@@ -258,7 +268,7 @@ def generate(
                                       "SSH tunnel to the deployment)."),
 ) -> None:
     """Generate one image and save it (PNG)."""
-    from intelligensi_deploy import generate as gen
+    from intelligensi_deploy import generate as gen  # lazy: httpx, paramiko
 
     request = gen.GenerateRequest(prompt=prompt, steps=steps, width=width, height=height,
                                   seed=seed, guidance=guidance)
@@ -274,16 +284,15 @@ def generate(
 @app.command()
 def capacity(as_json: bool = typer.Option(False, "--json")) -> None:
     """Lambda instance types, their GPU and price, and the regions with capacity now."""
-    from intelligensi_deploy.cloud.lambda_api import LambdaClient
-    from intelligensi_deploy.cloud.provision import capacity_rows
-    from intelligensi_deploy.console import print_json
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient  # lazy: httpx
+    from intelligensi_deploy.cloud.provision import capacity_rows  # lazy: with the client
 
     rows = capacity_rows(LambdaClient.from_env().instance_types())
     if as_json:
-        print_json({"instance_types": [r.to_dict() for r in rows]})
+        _print_json({"instance_types": [r.to_dict() for r in rows]})
         return
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # lazy: rich
+    from rich.table import Table  # lazy: rich
 
     table = Table("type", "GPU", "$/h", "regions with capacity")
     for r in rows:
@@ -315,8 +324,7 @@ def diagnose(
 
 
 def _exit_interrupted(exc: BaseException) -> None:
-    from intelligensi_deploy.console import print_error
-    from intelligensi_deploy.signals import exit_code_for, find_interrupted
+    from intelligensi_deploy.console import print_error  # lazy: rich
 
     found = find_interrupted(exc)
     if found is not None:  # the command said what it closed and what is saved
@@ -329,14 +337,12 @@ def _exit_interrupted(exc: BaseException) -> None:
 
 def main() -> None:
     """Entry point: run the app; turn user-facing errors into messages and exit codes."""
-    from intelligensi_deploy.errors import FluxdeployError
-    from intelligensi_deploy.signals import Interrupted
 
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except FluxdeployError as exc:
-        from intelligensi_deploy.console import print_error
+        from intelligensi_deploy.console import print_error  # lazy: rich
 
         print_error(f"Error: {exc}")
         sys.exit(exc.exit_code)

@@ -11,6 +11,7 @@ file type to typer's own pydantic path. On a typer without that machinery it doe
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +91,9 @@ def install() -> bool:
     Idempotent. Affects only this process (the CLI calls it once at import).
     """
     try:
-        from dataclasses import dataclass
-
-        from typer import core
-        from typer._click.exceptions import BadParameter
-        from typer._coercion import RuntimeParam
+        from typer import core  # lazy: private typer API, guarded by the except below
+        from typer._click.exceptions import BadParameter  # lazy: private API, guarded
+        from typer._coercion import RuntimeParam  # lazy: private API, guarded
     except ImportError:  # a typer that does not coerce through pydantic
         return False
     parameter_class = getattr(core, "_TyperParameter", None)

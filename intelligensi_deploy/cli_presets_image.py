@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import typer
 
+from intelligensi_deploy.preset_paths import SHIPPED_PRESETS_DIR, preset_files
+from intelligensi_deploy.signals import interruptible
+
 presets_app = typer.Typer(help="List and show presets.", no_args_is_help=True,
                           rich_markup_mode=None)
 image_app = typer.Typer(help="The bundled server image: build it on the local Docker engine, "
@@ -19,8 +22,6 @@ BuildOpt = typer.Option(None, "--build", "-b", metavar="KEY=VALUE",
 @presets_app.command("list")
 def presets_list() -> None:
     """Shipped and user presets."""
-    from intelligensi_deploy.preset_paths import SHIPPED_PRESETS_DIR, preset_files
-
     for preset_name, path in sorted(preset_files().items()):
         origin = "shipped" if path.parent == SHIPPED_PRESETS_DIR else str(path)
         description = ""
@@ -33,10 +34,10 @@ def presets_list() -> None:
 @presets_app.command("show")
 def presets_show(name: str = typer.Argument(..., help="Preset name or path.")) -> None:
     """Validate a preset and print it with every default filled in."""
-    import yaml
+    import yaml  # lazy: yaml, pydantic: not for `presets list`
 
-    from intelligensi_deploy.bundle.show import image_path_lines
-    from intelligensi_deploy.presets import load_preset
+    from intelligensi_deploy.bundle.show import image_path_lines  # lazy: pydantic
+    from intelligensi_deploy.presets import load_preset  # lazy: pydantic
 
     preset = load_preset(name)
     typer.echo(yaml.safe_dump(preset.model_dump(by_alias=True, mode="json"), sort_keys=False))
@@ -58,11 +59,10 @@ def image_build(
 ) -> None:
     """Build the bundled server image on the local engine, with the same context and tag as
     `up` (fluxdeploy/flux-server:<hash12>); optionally push it."""
-    from intelligensi_deploy.bundle.publish import build_and_push
-    from intelligensi_deploy.bundle.settings import parse_flags
-    from intelligensi_deploy.console import ConsoleReporter
-    from intelligensi_deploy.presets import load_preset
-    from intelligensi_deploy.signals import interruptible
+    from intelligensi_deploy.bundle.settings import parse_flags  # lazy: pydantic
+    from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
+    from intelligensi_deploy.deploy.publish import build_and_push  # lazy: paramiko, httpx
+    from intelligensi_deploy.presets import load_preset  # lazy: pydantic
 
     ui = ConsoleReporter()
     with interruptible():  # a long build stops on SIGINT/SIGTERM (130/143), engine's too

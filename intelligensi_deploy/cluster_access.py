@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from intelligensi_deploy import names
 from intelligensi_deploy.errors import FluxdeployError
-
-if TYPE_CHECKING:
-    from intelligensi_deploy.remote.host import Host
-    from intelligensi_deploy.state import Deployment, NodeRecord
+from intelligensi_deploy.health import probe_ready
+from intelligensi_deploy.machines import connect_existing, connect_node, require_running
+from intelligensi_deploy.remote.docker import Docker
+from intelligensi_deploy.remote.host_protocol import Host
+from intelligensi_deploy.state import Deployment, NodeRecord
 
 SERVE_LOG_DIR = "/tmp/ray/session_latest/logs/serve"
 _REPLICA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -48,9 +49,9 @@ def dashboard_token_hint(dep: Deployment) -> str:
     """Where the dashboard's login token is (the token itself is never printed)."""
     key = f" -i {dep.ssh_key_path}" if dep.ssh_key_path else ""
     return ("The dashboard asks for the cluster's Ray token (RAY_AUTH_TOKEN): it is in "
-            f"~/.fluxdeploy/{dep.name}-node1.env on the head, e.g. "
+            f"~/{names.env_file_name(dep.name, 1)} on the head, e.g. "
             f"`ssh{key} -p {dep.ssh_port or 22} {dep.ssh_user or 'ubuntu'}@{dep.ip} "
-            f"grep RAY_AUTH_TOKEN .fluxdeploy/{dep.name}-node1.env`")
+            f"grep RAY_AUTH_TOKEN {names.env_file_name(dep.name, 1)}`")
 
 
 def replica_log_args(container: str, replica_id: str, tail: int | None) -> list[str]:
@@ -67,8 +68,6 @@ def replica_log_args(container: str, replica_id: str, tail: int | None) -> list[
 
 def connect_to_node(dep: Deployment, index: int) -> tuple[Host, str]:
     """An SSH connection to node `index` and the name of its container."""
-    from intelligensi_deploy.machines import connect_node, require_running
-
     require_cluster(dep, "--node")
     require_running(dep)
     node = dep.node(index)
@@ -78,10 +77,6 @@ def connect_to_node(dep: Deployment, index: int) -> tuple[Host, str]:
 def show_replica_log(dep: Deployment, replica_id: str, tail: int | None,
                      on_output: Callable[[str], None]) -> None:
     """Find the replica's node through the head's /ready, then print its Serve log there."""
-    from intelligensi_deploy.deploy import probe_ready
-    from intelligensi_deploy.machines import connect_existing, connect_node
-    from intelligensi_deploy.remote.docker import Docker
-
     require_cluster(dep, "--replica")
     head = connect_existing(dep)
     try:

@@ -11,16 +11,13 @@ from __future__ import annotations
 import secrets as _random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from intelligensi_deploy import names
 from intelligensi_deploy.cloud.ray_ports import RAY_PORTS
+from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.docker_args import SecretInArgvError, looks_secret
+from intelligensi_deploy.secrets import Token
 
-if TYPE_CHECKING:
-    from intelligensi_deploy.presets import Preset
-    from intelligensi_deploy.secrets import Token
-
-HF_CACHE_VOLUME = "fluxdeploy-hf-cache"
 RAY_TOKEN_NAME = "RAY_AUTH_TOKEN"
 
 
@@ -50,10 +47,6 @@ def node_env_file(hf_token: Token | None, ray_token: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def node_container_name(deployment: str, node: ClusterNode) -> str:
-    return f"fluxdeploy-{deployment}-node{node.index}"
-
-
 def node_run_args(preset: Preset, deployment: str, node: ClusterNode, head_ip: str,
                   env_file: str, per_node: int, image: str | None = None) -> list[str]:
     """``docker run -d`` (the args after ``docker``) for one node of the cluster; `image`
@@ -74,24 +67,24 @@ def node_run_args(preset: Preset, deployment: str, node: ClusterNode, head_ip: s
             f"{', '.join(leaked)} look(s) like a secret and would be visible in `ps` on the "
             "node if passed with -e.", fix="Remove it from the preset's env: secrets reach "
             "each node through its 0600 env file.", doc="secrets")
-    args = ["run", "-d", "--name", node_container_name(deployment, node),
+    args = ["run", "-d", "--name", names.node_name(deployment, node.index),
             "--restart", "unless-stopped", "--network", "host", "--shm-size", "8g"]
     if preset.gpus:
         args += ["--gpus", "all"]
     args += ["--env-file", env_file]
     for name, value in env.items():
         args += ["-e", f"{name}={value}"]
-    args += ["-v", f"{preset.hf_cache or HF_CACHE_VOLUME}:/data/hf",
-             "--label", f"fluxdeploy.deployment={deployment}",
-             "--label", f"fluxdeploy.node={node.index}",
-             "--label", f"fluxdeploy.role={node.role}",
+    args += ["-v", f"{preset.hf_cache or names.HF_CACHE_VOLUME}:/data/hf",
+             "--label", f"{names.DEPLOYMENT_LABEL}={deployment}",
+             "--label", f"{names.NODE_LABEL}={node.index}",
+             "--label", f"{names.ROLE_LABEL}={node.role}",
              image or preset.image, "python", "-m", "flux_server.node", node.role]
     return args
 
 
 def cluster_nodes(deployment: str, ips: Sequence[str]) -> list[ClusterNode]:
     """Nodes in launch order; the first one is the head."""
-    return [ClusterNode(i, f"fluxdeploy-{deployment}-node{i}", ip)
+    return [ClusterNode(i, names.node_name(deployment, i), ip)
             for i, ip in enumerate(ips, start=1)]
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
+from rich.console import Console
+from rich.text import Text
+
 from intelligensi_deploy.health import ReadyStatus
+from intelligensi_deploy.redact import redact
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
+def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
@@ -26,10 +27,6 @@ class ConsoleReporter:
         self._last_print = 0.0
 
     def _print(self, text: str, style: str | None = None) -> None:
-        from rich.text import Text
-
-        from intelligensi_deploy.redact import redact
-
         self.console.print(Text(redact(text), style=style or ""))
 
     def _stop_status(self) -> None:
@@ -56,8 +53,6 @@ class ConsoleReporter:
     def progress_line(self, line: str) -> None:
         """Raw output of a long command (a build's pip lines): the latest one, transient, on a
         TTY; dropped in logs (the steps and layers are printed as details)."""
-        from intelligensi_deploy.redact import redact
-
         if self.quiet or not self.console.is_terminal or not line.strip():
             return
         text = redact(line.strip())[: max(20, self.console.width - 4)]
@@ -68,8 +63,6 @@ class ConsoleReporter:
             self._status.update(text)
 
     def ready_status(self, status: ReadyStatus, elapsed: float) -> None:
-        from intelligensi_deploy.redact import redact
-
         text = f"{status.describe()}  ({elapsed:.0f} s)"
         if self.console.is_terminal:
             if self._status is None:
@@ -88,16 +81,6 @@ class ConsoleReporter:
 
 
 def print_error(message: str) -> None:
-    from rich.text import Text
-
-    from intelligensi_deploy.redact import redact
-
+    """A red line on stderr, redacted."""
     _console(stderr=True).print(Text(redact(message), style="red"))
 
-
-def print_json(data: Any) -> None:
-    import json
-
-    from intelligensi_deploy.redact import redact
-
-    sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")

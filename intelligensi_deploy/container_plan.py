@@ -11,18 +11,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from intelligensi_deploy import secrets
+from intelligensi_deploy import names, secrets
 from intelligensi_deploy.health import ReadyStatus
 from intelligensi_deploy.presets import Preset
-
-if TYPE_CHECKING:
-    from intelligensi_deploy.remote.docker_args import ContainerSpec
+from intelligensi_deploy.remote.docker_args import ContainerSpec, registry_of
 
 CONTAINER_PORT = 8000
-HF_CACHE_VOLUME = "fluxdeploy-hf-cache"
-CONFIG_LABEL = "fluxdeploy.config"
 
 
 class ContainerAction(str, Enum):
@@ -49,7 +45,7 @@ class ContainerFacts:
         return cls(
             running=bool(state.get("Running")),
             restarting=bool(state.get("Restarting")),
-            config_hash=labels.get(CONFIG_LABEL),
+            config_hash=labels.get(names.CONFIG_LABEL),
             exit_code=state.get("ExitCode"),
         )
 
@@ -81,8 +77,6 @@ def container_spec(
     `image` is the image reference to run: the bundled image's content-hash tag, or by
     default the preset's registry image.
     """
-    from intelligensi_deploy.remote.docker_args import ContainerSpec
-
     image = image or preset.image
     # A preset with `gpus: true` asked for a GPU: the server fails into /ready `failed`
     # (gpu-not-visible) instead of quietly running FLUX on the CPU (docs/contract.md).
@@ -90,14 +84,14 @@ def container_spec(
     env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **require_gpu,
            **preset.scale_env(),
            **preset.env}
-    volume = (hf_cache or HF_CACHE_VOLUME, "/data/hf")
+    volume = (hf_cache or names.HF_CACHE_VOLUME, "/data/hf")
     publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
     digest = hashlib.sha256(
         json.dumps([image, preset.port, publish_ip, sorted(env.items()), preset.gpus,
                     list(volume)]).encode()
     ).hexdigest()[:16]
     return ContainerSpec(
-        name=preset_container_name(name),
+        name=names.container_name(name),
         image=image,
         port=preset.port,
         container_port=CONTAINER_PORT,
@@ -106,13 +100,9 @@ def container_spec(
         env_file=env_file,
         gpus=preset.gpus,
         volumes=[volume],
-        labels={"fluxdeploy.deployment": name, "fluxdeploy.preset": preset.name,
-                CONFIG_LABEL: digest},
+        labels={names.DEPLOYMENT_LABEL: name, names.PRESET_LABEL: preset.name,
+                names.CONFIG_LABEL: digest},
     )
-
-
-def preset_container_name(deployment_name: str) -> str:
-    return f"fluxdeploy-{deployment_name}"
 
 
 def hf_cache_path(preset: Preset) -> str | None:
@@ -126,6 +116,4 @@ def hf_cache_path(preset: Preset) -> str | None:
 
 def needs_registry_login(image: str, token: secrets.Token | None) -> bool:
     """Log in only when a token is given for a registry other than Docker Hub."""
-    from intelligensi_deploy.remote.docker_args import registry_of
-
     return token is not None and registry_of(image) != "docker.io"

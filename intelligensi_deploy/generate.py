@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.health import server_url
+from intelligensi_deploy.machines import connect_existing
 from intelligensi_deploy.state import Deployment
 
 
@@ -37,8 +41,6 @@ class GenerateResult:
 
 def generate(base_url: str, request: GenerateRequest, timeout: float = 600.0) -> GenerateResult:
     """POST the request; errors from the server are shown with its own words."""
-    import httpx
-
     try:
         response = httpx.post(f"{base_url}/generate", json=request.body(), timeout=timeout)
     except httpx.HTTPError as exc:
@@ -74,8 +76,6 @@ def _detail(response: Any) -> str:
 
 def generate_on_deployment(dep: Deployment, request: GenerateRequest) -> GenerateResult:
     """Generate through an SSH tunnel to the deployment (works with the firewall closed)."""
-    from intelligensi_deploy.deploy import connect_existing, server_url
-
     host = connect_existing(dep)
     try:
         with server_url(host, dep.port) as url:

@@ -7,11 +7,15 @@ loading past the deadline (which is not a reason to redeploy: the playbook's gol
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intelligensi_deploy.errors import FluxdeployError
+
+if TYPE_CHECKING:
+    from intelligensi_deploy.remote.host_protocol import Host
 
 LOADING_STATES = ("starting", "downloading", "loading", "warming")
 
@@ -110,7 +114,7 @@ class ReadyTimeout(FluxdeployError):
 
 def fetch_ready(base_url: str, timeout: float = 5.0) -> ReadyStatus:
     """GET `{base_url}/ready` once."""
-    import httpx
+    import httpx  # lazy: health.py is imported for ReadyStatus by code that never fetches
 
     try:
         response = httpx.get(f"{base_url}/ready", timeout=timeout)
@@ -165,3 +169,16 @@ def wait_ready(
                 doc="still-loading",
             )
         sleep(quick if clock() - started < quick_for else interval)
+
+
+@contextmanager
+def server_url(host: Host, port: int) -> Iterator[str]:
+    """A local base URL that reaches the server on the host's 127.0.0.1:port."""
+    with host.forward(port) as local_port:
+        yield f"http://127.0.0.1:{local_port}"
+
+
+def probe_ready(host: Host, port: int) -> ReadyStatus:
+    """One `/ready` answer from the server on `host` (through a forward: firewall closed)."""
+    with server_url(host, port) as url:
+        return fetch_ready(url)

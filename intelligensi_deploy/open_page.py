@@ -8,9 +8,13 @@ needs no tunnel: its URL is handed over and the call returns at once.
 from __future__ import annotations
 
 import time
+import webbrowser
 from collections.abc import Callable
 
+import httpx
+
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.machines import connect_existing
 from intelligensi_deploy.signals import wait_forever
 from intelligensi_deploy.state import Deployment
 
@@ -25,8 +29,6 @@ def page_url(port: int) -> str:
 def server_answers(url: str, wait_s: float = HEALTH_WAIT_S,
                    sleep: Callable[[float], None] = time.sleep) -> bool:
     """True once GET {url}health answers 200, trying for up to `wait_s` seconds."""
-    import httpx
-
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -53,8 +55,6 @@ def hold_page_tunnel(dep: Deployment, on_open: Callable[[str], None], *, local_p
     if dep.provider == "local":
         on_open(page_url(dep.port))
         return
-    from intelligensi_deploy.deploy import connect_existing
-
     host = connect_existing(dep)
     try:
         with host.forward(dep.port, local_port=local_port) as port:
@@ -75,8 +75,6 @@ def announce_page(url: str, *, open_browser: bool, echo: Callable[[str], None],
     if not open_browser:
         return
     if opener is None:
-        import webbrowser
-
         opener = webbrowser.open
     if not opener(url):
         echo("No browser could be started here: open the URL above yourself.")

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
+from intelligensi_deploy.preset_scale import ScaleSection
 from intelligensi_deploy.preset_speed import SpeedSettings
-from intelligensi_deploy.scale import ScaleSection, check_scale
 
 GATED_MODELS = frozenset({"black-forest-labs/FLUX.1-dev"})
 SECRET_ENV_NAMES = frozenset(
@@ -129,7 +129,7 @@ class Preset(_Strict):
     gpus: bool = True
     env: dict[str, str] = Field(default_factory=dict)
     ready_timeout: int = Field(1800, ge=10, le=6 * 3600, description="seconds")
-    scale: ScaleSection | None = Field(None, description="replicas on Ray Serve (scale.py)")
+    scale: ScaleSection | None = Field(None, description="replicas on Ray Serve (preset_scale.py)")
 
     @field_validator("public_cidr")
     @classmethod
@@ -187,10 +187,6 @@ class Preset(_Strict):
     def gated(self) -> bool:
         return self.server.model in GATED_MODELS
 
-    @property
-    def container_name(self) -> str:
-        return f"fluxdeploy-{self.name}"
-
 
 def _check_fits_gpu(machine: LambdaSettings, server: ServerSettings) -> None:
     """Refuse a memory plan that cannot fit the instance type's GPU (NOTES.md figures)."""
@@ -213,6 +209,50 @@ def _check_fits_gpu(machine: LambdaSettings, server: ServerSettings) -> None:
             f"{machine.instance_type} has {gb} GB per GPU: use quant nf4 (or int8) with memory "
             "model-offload, or memory auto"
         )
+
+
+def check_scale(preset: Preset) -> None:
+    """Refuse a scale section that cannot run as written; ValueError names the fix."""
+    scale = preset.scale
+    if scale is None:
+        return
+    machine = preset.lambda_
+    if scale.nodes > 1 and machine is None:
+        raise ValueError(f"scale.nodes: {scale.nodes} needs provider 'lambda' (it launches "
+                         "the nodes); for one machine use nodes: 1")
+    if preset.bundled and "scale" not in preset.build.extras:
+        raise ValueError("a scale: section runs the server on Ray Serve, which the bundled "
+                         f"image has only with the 'scale' extra: set build.extras to "
+                         f"{[*preset.build.extras, 'scale']}")
+    gpus = machine.gpu_count() if machine is not None else None
+    if gpus is None:
+        if preset.gpus and scale.replicas_per_node is None:
+            raise ValueError("scale.replicas_per_node is required off Lambda (fluxdeploy "
+                             "cannot tell how many GPUs the machine has): set it to the GPU "
+                             "count")
+        gpus = scale.replicas_per_node or 1
+    per_node = scale.per_node(gpus)
+    if preset.gpus and per_node > gpus:
+        raise ValueError(f"scale.replicas_per_node: {per_node} is more than the {gpus} GPU(s) "
+                         f"of {machine.instance_type if machine else 'the machine'}; each "
+                         f"replica takes one GPU: use at most {gpus}")
+    capacity = scale.nodes * per_node
+    low, high, ready = scale.bounds(gpus)
+    if high > capacity:
+        raise ValueError(f"scale.max_replicas: {high} can never be placed: {scale.nodes} "
+                         f"node(s) x {per_node} replica(s) = {capacity} GPUs; raise nodes or "
+                         f"lower max_replicas to {capacity}")
+    if low > high:
+        raise ValueError(f"scale.min_replicas: {low} is above max_replicas {high}")
+    if ready > high:
+        raise ValueError(f"scale.min_ready: {ready} can never be reached with max_replicas "
+                         f"{high}: lower it")
+    if capacity > 1 and preset.server.memory == "balanced":
+        raise ValueError("server.memory 'balanced' splits one pipeline over every GPU, but "
+                         "scale gives each replica one GPU: use memory gpu (or auto)")
+    if preset.server.device_map and capacity > 1:
+        raise ValueError("server.device_map spreads one pipeline over GPUs; with scale each "
+                         "replica has one GPU: remove device_map")
 
 
 def load_preset(ref: str) -> Preset:

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.state_records import holds_resources, read_records, state_root
 
-__all__ = ["Deployment", "NodeRecord", "Phase", "StateError", "StateStore", "state_root"]
+__all__ = ["Deployment", "NodeRecord", "Phase", "StateError", "StateStore", "Tracker",
+           "build_log_path", "drop_node", "set_node", "state_root"]
 
 Phase = Literal["launching", "booting", "deploying", "loading", "ready", "failed", "down"]
 
@@ -167,3 +168,60 @@ class StateStore:
         active = [d for d in deployments if d.active]
         holding = [d for d in active if d.holds_resources]
         return (holding or active or deployments)[0]
+
+
+def build_log_path(store: StateStore, name: str) -> Path:
+    """Where the last failed build of deployment `name` is recorded (for `doctor`)."""
+    return store.root / f"{name}.build.log"
+
+
+class Tracker:
+    """The deployment record, saved to disk on every change once it is recorded.
+
+    A record exists only while something exists to track: a new deployment stays in memory
+    until `record()` (the instance is launched, or the container and its secrets file are
+    about to be created), so a failure before that leaves no phantom behind. `forget()`
+    deletes the file again (the recorded instance turned out to be gone).
+    """
+
+    def __init__(self, store: StateStore, deployment: Deployment, *, recorded: bool = True
+                 ) -> None:
+        self.store = store
+        self.recorded = recorded
+        self.dep = store.save(deployment) if recorded else deployment
+
+    def update(self, **fields: Any) -> Deployment:
+        dep = self.dep.model_copy(update=fields)
+        self.dep = self.store.save(dep) if self.recorded else dep
+        return self.dep
+
+    def record(self, **fields: Any) -> Deployment:
+        """Start saving (now, with `fields`, and on every later change)."""
+        self.recorded = True
+        return self.update(**fields)
+
+    def forget(self) -> None:
+        """Delete the record and stop saving until `record()` is called again."""
+        self.store.delete(self.dep.name)
+        self.recorded = False
+
+
+def set_node(tracker: Tracker, node: NodeRecord) -> Deployment:
+    """Save `node` into the record (replacing the node of its index). Node 1 is mirrored in
+    the top-level fields, which every single-endpoint command reads."""
+    nodes = sorted([*(n for n in tracker.dep.nodes if n.index != node.index), node],
+                   key=lambda n: n.index)
+    fields: dict[str, Any] = {"nodes": nodes}
+    if node.index == 1:
+        fields.update(instance_id=node.instance_id, ip=node.ip, host_key=node.host_key,
+                      region=node.region, container_name=node.container_name)
+    return tracker.update(**fields) if tracker.recorded else tracker.record(**fields)
+
+
+def drop_node(tracker: Tracker, index: int) -> Deployment:
+    """Remove node `index` from the record (node 1: its mirrored top-level fields too)."""
+    nodes = [n for n in tracker.dep.nodes if n.index != index]
+    fields: dict[str, Any] = {"nodes": nodes}
+    if index == 1:
+        fields.update(instance_id=None, ip=None, host_key=None)
+    return tracker.update(**fields)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from intelligensi_deploy import deploy
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.deploy import dispatch
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import ReadyStatus
 from intelligensi_deploy.presets import load_preset
@@ -33,7 +33,7 @@ RULE = {"protocol": "tcp", "port_range": [8000, 8000], "source_network": "203.0.
 
 
 class Recorder:
-    """deploy.Reporter that keeps what it was told."""
+    """deploy.reporter.Reporter that keeps what it was told."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -87,7 +87,7 @@ def test_up_without_capacity_records_nothing(lam: FakeLambda, store: StateStore,
                                              tmp_path: Path) -> None:
     path = _lambda_preset(tmp_path)
     with pytest.raises(FluxdeployError, match="capacity"):
-        deploy.up(load_preset(str(path)), name="gpu", store=store, ui=Recorder(),
+        dispatch.up(load_preset(str(path)), name="gpu", store=store, ui=Recorder(),
                   lambda_client=lambda: LambdaClient(KEY, lam.url), preset_ref=str(path))
     assert lam.calls("GET", "/instance-types")  # it got as far as choosing a region
     assert store.list() == []
@@ -102,7 +102,7 @@ def test_up_whose_recorded_instance_is_gone_forgets_it_when_the_relaunch_fails(
                           region="us-east-1"))
     ui = Recorder()
     with pytest.raises(FluxdeployError, match="capacity"):
-        deploy.up(load_preset(str(path)), name="gpu", store=store, ui=ui,
+        dispatch.up(load_preset(str(path)), name="gpu", store=store, ui=ui,
                   lambda_client=lambda: LambdaClient(KEY, lam.url), preset_ref=str(path))
     assert any("is gone" in line for line in ui.lines)
     assert store.load("gpu") is None  # no record of an instance that does not exist
@@ -117,13 +117,13 @@ def test_gone_instance_keeps_the_record_of_its_firewall_rule_and_down_removes_it
                           region="us-east-1", exposure="public", firewall_rule=dict(RULE)))
     client = lambda: LambdaClient(KEY, lam.url)
     with pytest.raises(FluxdeployError, match="capacity"):
-        deploy.up(load_preset(str(path)), name="gpu", store=store, ui=Recorder(),
+        dispatch.up(load_preset(str(path)), name="gpu", store=store, ui=Recorder(),
                   lambda_client=client, preset_ref=str(path))
     kept = store.load("gpu")
     assert kept is not None and kept.instance_id is None and kept.phase == "launching"
     assert kept.firewall_rule == RULE  # the rule is account-wide: still there, still tracked
 
-    assert deploy.down(kept, store=store, ui=Recorder(), lambda_client=client) is not None
+    assert dispatch.down(kept, store=store, ui=Recorder(), lambda_client=client) is not None
     assert RULE["description"] not in [r.get("description") for r in lam.firewall_rules]
     assert store.load("gpu").phase == "down"
 
@@ -136,7 +136,7 @@ def test_up_on_an_unreachable_ssh_host_records_nothing(store: StateStore, tmp_pa
     path.write_text(f"provider: ssh\nssh: {{host: 127.0.0.1, port: {free_port()}, key_path: "
                     f"{key}}}\nimage: ghcr.io/x/y:1\n")
     with pytest.raises(FluxdeployError, match="did not answer"):
-        deploy.up(load_preset(str(path)), name="mine", store=store, ui=Recorder(),
+        dispatch.up(load_preset(str(path)), name="mine", store=store, ui=Recorder(),
                   ssh_timeout=0.2, preset_ref=str(path))
     assert store.list() == []
 
@@ -145,7 +145,7 @@ def test_down_forgets_a_phantom_without_asking_the_cloud(lam: FakeLambda, store:
                                                          ) -> None:
     ui = Recorder()
     asked: list[str] = []
-    result = deploy.down(_phantom(store), store=store, ui=ui,
+    result = dispatch.down(_phantom(store), store=store, ui=ui,
                          lambda_client=lambda: asked.append("client") or LambdaClient(KEY, lam.url))
     assert result is None and store.load("lambda-a10") is None
     assert asked == [] and lam.requests == []
@@ -239,7 +239,7 @@ def test_local_up_without_docker_records_nothing(store: StateStore, tmp_path: Pa
     (bin_dir / "sh").symlink_to("/bin/sh")
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(FluxdeployError, match="Docker is not installed"):
-        deploy.up(load_preset("local"), name="here", store=store, ui=Recorder())
+        dispatch.up(load_preset("local"), name="here", store=store, ui=Recorder())
     assert store.list() == []
 
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from intelligensi_deploy.bundle.build import plan_build
+from intelligensi_deploy.bundle.settings import resolve, sources
 from intelligensi_deploy.errors import FluxdeployError
 
 
@@ -14,9 +16,6 @@ def image_path_lines(preset: Any, environ: Mapping[str, str] = os.environ) -> li
     if not preset.bundled:
         pull = f"# image path: pull {preset.image} on the host (login when GHCR_TOKEN is set)"
         return [pull]
-    from intelligensi_deploy.bundle.build import plan_build
-    from intelligensi_deploy.bundle.settings import resolve, sources
-
     settings = resolve(preset.build, {}, environ)
     try:
         tag = plan_build(settings, environ).tag

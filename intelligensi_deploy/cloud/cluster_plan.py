@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from intelligensi_deploy import names
+from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.cloud.lambda_errors import InsufficientCapacity, QuotaExceeded
+from intelligensi_deploy.cloud.lambda_types import InstanceType
 from intelligensi_deploy.cloud.provision import (
     FIREWALL_EXEMPT_REGIONS,
     describe_alternatives,
     find_type,
+    terminate_if_present,
 )
 from intelligensi_deploy.errors import FluxdeployError
-
-if TYPE_CHECKING:
-    from intelligensi_deploy.cloud.lambda_api import LambdaClient
-    from intelligensi_deploy.cloud.lambda_types import InstanceType
 
 
 class ClusterCapacityError(FluxdeployError):
@@ -51,7 +51,7 @@ class ClusterLaunchPlan:
 
 def node_names(deployment: str, nodes: int) -> tuple[str, ...]:
     """``fluxdeploy-<name>-node1`` ... (node 1 is the Ray head)."""
-    return tuple(f"fluxdeploy-{deployment}-node{i}" for i in range(1, nodes + 1))
+    return tuple(names.node_name(deployment, i) for i in range(1, nodes + 1))
 
 
 def _choices(nodes: int, instance_type: str, types: Sequence[InstanceType]) -> str:
@@ -113,8 +113,6 @@ def launch_cluster(client: LambdaClient, plan: ClusterLaunchPlan, ssh_key_name: 
     first node moves on to the next fallback region; a refusal after that terminates every
     node of the cluster (``on_terminated`` for each) and raises ClusterCapacityError.
     """
-    from intelligensi_deploy.cloud.lambda_errors import InsufficientCapacity, QuotaExceeded
-
     nodes = list(recorded)
     regions = [plan.region, *plan.fallback_regions] if not recorded else [plan.region]
     for region in regions:
@@ -144,8 +142,6 @@ def launch_cluster(client: LambdaClient, plan: ClusterLaunchPlan, ssh_key_name: 
 
 def _roll_back(client: LambdaClient, nodes: Sequence[RecordedNode],
                on_terminated: Callable[[RecordedNode], None]) -> None:
-    from intelligensi_deploy.cloud.provision import terminate_if_present
-
     for node in nodes:
         terminate_if_present(client, node.instance_id)
         on_terminated(node)

@@ -13,12 +13,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from intelligensi_deploy.cloud.lambda_types import FirewallRule
 from intelligensi_deploy.errors import FluxdeployError
-
-if TYPE_CHECKING:
-    from intelligensi_deploy.cloud.lambda_types import FirewallRule
 
 
 @dataclass(frozen=True)
@@ -93,8 +90,6 @@ def ray_rule_description(deployment: str, ip: str) -> str:
 def ray_firewall_rules(deployment: str, node_ips: Sequence[str],
                        ports: RayPorts = RAY_PORTS) -> list[FirewallRule]:
     """One TCP rule per node: Ray's port range from that node's address only (/32)."""
-    from intelligensi_deploy.cloud.lambda_types import FirewallRule
-
     return [FirewallRule("tcp", ports.range, _host_network(ip),
                          ray_rule_description(deployment, ip))
             for ip in dict.fromkeys(node_ips)]

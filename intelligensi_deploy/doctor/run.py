@@ -45,7 +45,7 @@ def http_get(url: str, timeout: float) -> HttpAnswer:
 
 def build_deps(deployment: Any) -> DoctorDeps:
     """The real dependencies for `deployment`: presets, SSH or this machine, Docker, Lambda."""
-    from intelligensi_deploy import deploy
+    from intelligensi_deploy import machines
     from intelligensi_deploy.doctor.checks import DoctorDeps
     from intelligensi_deploy.presets import load_preset
     from intelligensi_deploy.remote.docker import Docker
@@ -58,20 +58,19 @@ def build_deps(deployment: Any) -> DoctorDeps:
     return DoctorDeps(
         deployment=deployment,
         load_preset=load_preset,
-        connect=lambda: deploy.connect(deployment),
+        connect=lambda: machines.connect(deployment),
         docker_for=Docker,
         http_get=http_get,
         lambda_client=lambda_client,
         environ=os.environ,
         build_log=lambda: _read_build_log(deployment),
-        connect_node=lambda node: deploy.connect_node(deployment, node),
+        connect_node=lambda node: machines.connect_node(deployment, node),
     )
 
 
 def _read_build_log(deployment: Any) -> str | None:
     """The record of the deployment's last failed build (`up` writes it), if any."""
-    from intelligensi_deploy.bundle.on_host import build_log_path
-    from intelligensi_deploy.state import StateStore
+    from intelligensi_deploy.state import StateStore, build_log_path
 
     try:
         return build_log_path(StateStore(), deployment.name).read_text(encoding="utf-8")
@@ -91,7 +90,7 @@ def main(name: str | None, *, as_json: bool = False) -> int:
 
     try:
         deployment = StateStore().resolve(name)
-        from intelligensi_deploy.deploy import require_running
+        from intelligensi_deploy.machines import require_running
 
         require_running(deployment)  # a record that holds nothing has nothing to examine
     except FluxdeployError as exc:

@@ -8,16 +8,16 @@ import pytest
 
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.cloud.ray_ports import merge_ray_rules
-from intelligensi_deploy.cluster_down import down_cluster
-from intelligensi_deploy.cluster_up import (
+from intelligensi_deploy.deploy.cluster_down import down_cluster
+from intelligensi_deploy.deploy.cluster_up import (
+    NodeRun,
     config_hash,
     read_ray_token,
-    set_node,
+    refuse_while_loading,
     with_config_label,
 )
-from intelligensi_deploy.deploy import Tracker
 from intelligensi_deploy.remote.host_protocol import RunResult
-from intelligensi_deploy.state import Deployment, NodeRecord, StateStore
+from intelligensi_deploy.state import Deployment, NodeRecord, StateStore, Tracker, set_node
 from tests.fakes.fake_lambda import FakeLambda
 
 
@@ -124,7 +124,6 @@ class ReadyServer:
 
 
 def test_a_changed_preset_is_refused_while_the_cluster_loads_and_not_once_ready():
-    from intelligensi_deploy.cluster_up import NodeRun, refuse_while_loading
     from intelligensi_deploy.errors import FluxdeployError
     from intelligensi_deploy.presets import load_preset
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from intelligensi_deploy import deploy
-from intelligensi_deploy.bundle import on_host
 from intelligensi_deploy.bundle.build import ImageBuildError, plan_build
 from intelligensi_deploy.bundle.settings import BuildSettings
+from intelligensi_deploy.deploy.dispatch import new_deployment
+from intelligensi_deploy.deploy.steps import build_on_host
 from intelligensi_deploy.presets import parse_preset
 from intelligensi_deploy.remote.host import RunResult
-from intelligensi_deploy.state import StateStore
+from intelligensi_deploy.state import StateStore, Tracker, build_log_path
 
 TEXTS = Path(__file__).parent / "build_texts"
 
@@ -61,45 +61,45 @@ class UI:
 
 
 @pytest.fixture
-def tracker(tmp_path: Path) -> deploy.Tracker:
+def tracker(tmp_path: Path) -> Tracker:
     preset = parse_preset("provider: local\nimage: bundled\n", "b.yaml")
-    return deploy.Tracker(StateStore(tmp_path), deploy.new_deployment(preset, "b", None))
+    return Tracker(StateStore(tmp_path), new_deployment(preset, "b", None))
 
 
 def plan() -> Any:
     return plan_build(BuildSettings(extras=[]), {})
 
 
-def test_a_host_with_the_tag_builds_nothing(tracker: deploy.Tracker) -> None:
+def test_a_host_with_the_tag_builds_nothing(tracker: Tracker) -> None:
     docker, ui = FakeDocker(has_tag=True), UI()
-    on_host.build_on_host(plan(), tracker, docker, ui)
+    build_on_host(plan(), tracker, docker, ui)
     assert docker.builds == []
     assert any("nothing to build" in line for line in ui.lines)
 
 
-def test_the_context_is_streamed_to_docker_build_on_stdin(tracker: deploy.Tracker) -> None:
+def test_the_context_is_streamed_to_docker_build_on_stdin(tracker: Tracker) -> None:
     output = "Step 20/30 : COPY flux_server /tmp/src/flux_server/\n ---> 9a0c2d1e3f4b\n"
     docker, ui = FakeDocker(has_tag=False, build_output=output), UI()
     the_plan = plan()
-    on_host.build_on_host(the_plan, tracker, docker, ui)
+    build_on_host(the_plan, tracker, docker, ui)
     (argv, names), = docker.builds
     assert argv[:3] == ["build", "-t", the_plan.tag]
     assert "Dockerfile" in names and "flux_server/app.py" in names
     assert "step 20/30: built, layer 9a0c2d1e3f4b" in ui.lines
-    assert not on_host.build_log_path(tracker.store, "b").exists()
+    assert not build_log_path(tracker.store, "b").exists()
 
 
-def test_a_failed_build_is_recorded_for_doctor_and_shown(tracker: deploy.Tracker) -> None:
+def test_a_failed_build_is_recorded_for_doctor_and_shown(tracker: Tracker) -> None:
     failed = (TEXTS / "build_pip_no_matching_version.txt").read_text().split("\n", 1)[1]
     docker, ui = FakeDocker(has_tag=False, build_output=failed, build_code=1), UI()
     with pytest.raises(ImageBuildError) as err:
-        on_host.build_on_host(plan(), tracker, docker, ui)
+        build_on_host(plan(), tracker, docker, ui)
     assert err.value.doc == "image-build-failed" and "[pip-resolution]" in err.value.message
-    record = on_host.build_log_path(tracker.store, "b")
+    record = build_log_path(tracker.store, "b")
     assert stat.S_IMODE(record.stat().st_mode) == 0o600
     assert "No matching distribution found for torch==0.0.1" in record.read_text()
     assert tracker.dep.phase == "failed"
     assert any(line.startswith("The image build failed. Last") for line in ui.lines)
     # fixed: the next good build removes the record
-    on_host.build_on_host(plan(), tracker, FakeDocker(has_tag=False), UI())
+    build_on_host(plan(), tracker, FakeDocker(has_tag=False), UI())
     assert not record.exists()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intelligensi_deploy.deploy import (
-    CONFIG_LABEL,
+from intelligensi_deploy.container_plan import (
     ContainerAction,
     ContainerFacts,
     container_spec,
@@ -14,6 +13,7 @@ from intelligensi_deploy.deploy import (
     plan_container,
 )
 from intelligensi_deploy.health import ReadyStatus
+from intelligensi_deploy.names import CONFIG_LABEL
 from intelligensi_deploy.presets import load_preset, parse_preset
 from intelligensi_deploy.secrets import Token
 

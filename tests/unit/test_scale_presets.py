@@ -96,9 +96,9 @@ def test_up_with_room_for_two_of_three_nodes_leaves_nothing_billing(tmp_path):
     """`up` on the shipped 3-VM preset, through the fake Lambda API, when the region has
     room for 2 nodes only: both are terminated at once, the record holds nothing, the
     error offers the choice, and no firewall rule was written."""
-    from intelligensi_deploy import deploy
     from intelligensi_deploy.cloud.cluster_plan import ClusterCapacityError
     from intelligensi_deploy.cloud.lambda_api import LambdaClient
+    from intelligensi_deploy.deploy import dispatch
     from intelligensi_deploy.state import StateStore
     from tests.fakes.fake_lambda import FakeLambda
 
@@ -116,7 +116,7 @@ def test_up_with_room_for_two_of_three_nodes_leaves_nothing_billing(tmp_path):
                     launch_interval_s=0.0) as fake:
         fake.limit_capacity("gpu_1x_a100", "us-east-1", 2)
         with pytest.raises(ClusterCapacityError) as info:
-            deploy.up(preset, name="trio", store=store, ui=Quiet(), environ={},
+            dispatch.up(preset, name="trio", store=store, ui=Quiet(), environ={},
                       lambda_client=lambda: LambdaClient("secret_k", fake.url))
         assert len(fake.calls("POST", "/instance-operations/launch")) == 3
         assert all(i.forced_status == "terminated" for i in fake.instances.values())

@@ -4,27 +4,22 @@ terminated anyway (that removes its container too)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from intelligensi_deploy.cluster_up import drop_node, env_file_path
+from intelligensi_deploy import names
+from intelligensi_deploy.cloud import provision
+from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.cloud.ray_ports import remove_ray_rules
+from intelligensi_deploy.deploy.reporter import Reporter
+from intelligensi_deploy.deploy.steps import remote_home
 from intelligensi_deploy.errors import FluxdeployError
-
-if TYPE_CHECKING:
-    from intelligensi_deploy.cloud.lambda_api import LambdaClient
-    from intelligensi_deploy.deploy import Reporter
-    from intelligensi_deploy.state import Deployment, StateStore
+from intelligensi_deploy.machines import connect_node
+from intelligensi_deploy.remote.docker import Docker
+from intelligensi_deploy.state import Deployment, StateStore, Tracker, drop_node
 
 
 def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
                  client: LambdaClient) -> Deployment:
     """Every node's container and env file, the Ray rules and the serving-port rule, every
     instance: gone. A node that cannot be reached is terminated anyway."""
-    from intelligensi_deploy.cloud import provision
-    from intelligensi_deploy.cloud.ray_ports import remove_ray_rules
-    from intelligensi_deploy.deploy import Tracker, remote_home
-    from intelligensi_deploy.machines import connect_node
-    from intelligensi_deploy.remote.docker import Docker
-
     tracker = Tracker(store, dep)
     for node in dep.nodes:
         if not node.ip:
@@ -34,7 +29,8 @@ def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
             try:
                 if node.container_name and Docker(host).remove(node.container_name):
                     ui.step(f"Node {node.index}: removed container {node.container_name}")
-                host.run(["rm", "-f", env_file_path(remote_home(host), dep.name, node.index)])
+                host.run(["rm", "-f", names.env_file_path(remote_home(host), dep.name,
+                                                          node.index)])
             finally:
                 host.close()
         except FluxdeployError as exc:

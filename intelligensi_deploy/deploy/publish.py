@@ -8,27 +8,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+
+from intelligensi_deploy.bundle.build import ImageBuildError, ensure_image, plan_build, show_failure
+from intelligensi_deploy.bundle.settings import BuildSettings, resolve
+from intelligensi_deploy.deploy.reporter import Reporter
+from intelligensi_deploy.deploy.steps import registry_login
+from intelligensi_deploy.presets import Preset
+from intelligensi_deploy.remote.docker import Docker
+from intelligensi_deploy.remote.local_host import LocalHost
 
 
-def build_and_push(preset: Any, flags: Mapping[str, str], *, ui: Any,
+def build_and_push(preset: Preset | None, flags: Mapping[str, str], *, ui: Reporter,
                    push: str | None = None, platform: str | None = None,
                    environ: Mapping[str, str] = os.environ) -> str:
     """Build (unless the tag exists) and optionally push; returns the reference to use.
 
     `preset` None: the built-in build settings (the production CUDA image).
     """
-    from intelligensi_deploy.bundle.build import (
-        ImageBuildError,
-        ensure_image,
-        plan_build,
-        show_failure,
-    )
-    from intelligensi_deploy.bundle.settings import BuildSettings, resolve
-    from intelligensi_deploy.deploy import registry_login
-    from intelligensi_deploy.remote.docker import Docker
-    from intelligensi_deploy.remote.host import LocalHost
-
     docker = Docker(LocalHost())
     settings = preset.build if preset is not None else BuildSettings()
     plan = plan_build(resolve(settings, flags, environ), environ, platform=platform)
@@ -47,7 +43,7 @@ def build_and_push(preset: Any, flags: Mapping[str, str], *, ui: Any,
     if not push:
         return plan.tag
     docker.tag(plan.tag, push)
-    registry_login(push, docker, ui, environ, getattr(preset, "registry_username", None))
+    registry_login(push, docker, ui, environ, preset.registry_username if preset else None)
     ui.step(f"Pushing {push}")
     docker.push(push, on_output=ui.detail)
     return push

@@ -7,12 +7,9 @@ endpoint on node 1 (the Ray head). Pure: validation and the container's environm
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from intelligensi_deploy.presets import Preset
 
 
 class ScaleSection(BaseModel):
@@ -61,47 +58,3 @@ class ScaleSection(BaseModel):
         if self.nodes > 1:
             env["FLUX_RAY_ADDRESS"] = "auto"  # join the head started in the container
         return env
-
-
-def check_scale(preset: Preset) -> None:
-    """Refuse a scale section that cannot run as written; ValueError names the fix."""
-    scale = preset.scale
-    if scale is None:
-        return
-    machine = preset.lambda_
-    if scale.nodes > 1 and machine is None:
-        raise ValueError(f"scale.nodes: {scale.nodes} needs provider 'lambda' (it launches "
-                         "the nodes); for one machine use nodes: 1")
-    if preset.bundled and "scale" not in preset.build.extras:
-        raise ValueError("a scale: section runs the server on Ray Serve, which the bundled "
-                         f"image has only with the 'scale' extra: set build.extras to "
-                         f"{[*preset.build.extras, 'scale']}")
-    gpus = machine.gpu_count() if machine is not None else None
-    if gpus is None:
-        if preset.gpus and scale.replicas_per_node is None:
-            raise ValueError("scale.replicas_per_node is required off Lambda (fluxdeploy "
-                             "cannot tell how many GPUs the machine has): set it to the GPU "
-                             "count")
-        gpus = scale.replicas_per_node or 1
-    per_node = scale.per_node(gpus)
-    if preset.gpus and per_node > gpus:
-        raise ValueError(f"scale.replicas_per_node: {per_node} is more than the {gpus} GPU(s) "
-                         f"of {machine.instance_type if machine else 'the machine'}; each "
-                         f"replica takes one GPU: use at most {gpus}")
-    capacity = scale.nodes * per_node
-    low, high, ready = scale.bounds(gpus)
-    if high > capacity:
-        raise ValueError(f"scale.max_replicas: {high} can never be placed: {scale.nodes} "
-                         f"node(s) x {per_node} replica(s) = {capacity} GPUs; raise nodes or "
-                         f"lower max_replicas to {capacity}")
-    if low > high:
-        raise ValueError(f"scale.min_replicas: {low} is above max_replicas {high}")
-    if ready > high:
-        raise ValueError(f"scale.min_ready: {ready} can never be reached with max_replicas "
-                         f"{high}: lower it")
-    if capacity > 1 and preset.server.memory == "balanced":
-        raise ValueError("server.memory 'balanced' splits one pipeline over every GPU, but "
-                         "scale gives each replica one GPU: use memory gpu (or auto)")
-    if preset.server.device_map and capacity > 1:
-        raise ValueError("server.device_map spreads one pipeline over GPUs; with scale each "
-                         "replica has one GPU: remove device_map")

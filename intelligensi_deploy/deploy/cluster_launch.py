@@ -1,0 +1,116 @@
+"""A cluster's machines (a preset with `scale.nodes` > 1): every node launched in one region,
+or none (cloud/cluster_plan.py), each recorded the moment Lambda gives its id, active with an
+address; Ray's ports open to the nodes' own addresses only; an SSH connection to each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from intelligensi_deploy.cloud import provision
+from intelligensi_deploy.cloud.cluster_plan import (
+    RecordedNode,
+    launch_cluster,
+    plan_cluster_launch,
+)
+from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.cloud.ray_ports import RAY_PORTS, merge_ray_rules
+from intelligensi_deploy.deploy.launch import ensure_account_key, instance_gone, open_public_port
+from intelligensi_deploy.deploy.reporter import Reporter
+from intelligensi_deploy.machines import connect_node
+from intelligensi_deploy.presets import Preset
+from intelligensi_deploy.remote.host_protocol import Host
+from intelligensi_deploy.remote.ssh_host import wait_for_ssh
+from intelligensi_deploy.state import NodeRecord, Tracker, drop_node, set_node
+
+
+def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient,
+                 boot_timeout: float) -> list[NodeRecord]:
+    """Every node launched (or reused) and active with an address; recorded as it goes."""
+    assert preset.lambda_ is not None and preset.scale is not None
+    machine, count = preset.lambda_, preset.scale.nodes
+    name = tracker.dep.name
+    recorded: list[RecordedNode] = []
+    for node in list(tracker.dep.nodes):
+        if not node.instance_id:
+            continue
+        if instance_gone(client, node.instance_id):
+            ui.warn(f"Node {node.index}'s instance {node.instance_id} is gone; launching it again.")
+            drop_node(tracker, node.index)
+        else:
+            recorded.append(RecordedNode(node.name, node.instance_id, node.region or ""))
+    plan = plan_cluster_launch(client.instance_types(), machine.instance_type, machine.regions,
+                               name, count, recorded)
+    if plan.to_launch:
+        ensure_account_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
+        ui.step(f"Launching {len(plan.to_launch)} x {machine.instance_type} in {plan.region} "
+                f"(a cluster of {count}: node 1 is the Ray head and the endpoint)")
+    else:
+        ui.step(f"Reusing the {count} nodes in {plan.region}")
+    index_of = {n: i for i, n in enumerate(plan.node_names, start=1)}
+
+    def launched(node: RecordedNode) -> None:
+        set_node(tracker, NodeRecord(index=index_of[node.name], name=node.name,
+                                     instance_id=node.instance_id, region=node.region))
+        tracker.update(phase="booting", region=tracker.dep.region or node.region)
+        ui.detail(f"launched {node.name} ({node.instance_id}) in {node.region}; recorded "
+                  "(billing starts now; `fluxdeploy down` terminates it)")
+
+    def terminated(node: RecordedNode) -> None:
+        drop_node(tracker, index_of[node.name])
+        ui.detail(f"terminated {node.name} ({node.instance_id})")
+
+    launch_cluster(client, plan, machine.ssh_key_name, recorded=recorded,
+                   on_launched=launched, on_terminated=terminated)
+    ui.step("Waiting for every node to be active (boot takes minutes)")
+    for node in list(tracker.dep.nodes):
+        assert node.instance_id is not None
+        instance = provision.wait_for_active(
+            client, node.instance_id, boot_timeout,
+            on_status=lambda inst, i=node.index: ui.detail(f"node {i} ({inst.id}): {inst.status}"))
+        if instance.ip != node.ip:
+            set_node(tracker, node.model_copy(update={"ip": instance.ip, "host_key": None}))
+    return list(tracker.dep.nodes)
+
+
+def open_cluster_ports(preset: Preset, tracker: Tracker, ui: Reporter,
+                       client: LambdaClient) -> None:
+    """One /32 rule per node for Ray's port range (never wider), and the serving port's rule
+    when the preset is public. The addresses are recorded before the rules are written."""
+    ips = [n.ip for n in tracker.dep.nodes if n.ip]
+    tracker.update(ray_rule_ips=sorted(set(ips) | set(tracker.dep.ray_rule_ips)))
+    rules = client.firewall_rules()
+    wanted = merge_ray_rules(rules, tracker.dep.name, ips)
+    if [r.to_api() for r in wanted] != [r.to_api() for r in rules]:
+        client.set_firewall_rules(wanted)
+    low, high = RAY_PORTS.range
+    ui.step(f"Ray's ports {low}-{high} open to the {len(ips)} nodes only (one /32 rule each)")
+    tracker.update(ray_rule_ips=ips)
+    if preset.exposure == "public" and tracker.dep.firewall_rule is None:
+        open_public_port(preset, tracker, ui, client)
+
+
+def connect_nodes(tracker: Tracker, ui: Reporter, timeout: float) -> dict[int, Host]:
+    """An SSH connection to every node (waiting while it boots); host keys pinned on first
+    use and recorded per node."""
+    hosts: dict[int, Host] = {}
+    try:
+        for node in tracker.dep.nodes:
+            ui.step(f"Connecting over SSH to node {node.index} "
+                    f"({tracker.dep.ssh_user}@{node.ip}:{tracker.dep.ssh_port})")
+
+            def record_key(key: str, index: int = node.index) -> None:
+                set_node(tracker, tracker.dep.node(index).model_copy(update={"host_key": key}))
+                ui.detail(f"node {index}: trusted the host key on first use and pinned it")
+
+            hosts[node.index] = wait_for_ssh(
+                lambda i=node.index, k=record_key: connect_node(tracker.dep, tracker.dep.node(i),
+                                                                k), timeout)
+    except BaseException:
+        close_all(hosts)
+        raise
+    return hosts
+
+
+def close_all(hosts: Mapping[int, Host]) -> None:
+    for host in hosts.values():
+        host.close()

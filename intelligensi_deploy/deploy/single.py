@@ -1,0 +1,142 @@
+"""`up` and `down` for one machine (a Lambda VM, your SSH host, or this machine).
+
+`up` = get the machine (launch.py) -> connect -> image (pull after a registry login only when
+the image needs one, or build the bundled image on the host) -> secrets to a 0600 env file ->
+run the container -> wait on `/ready`. A container still loading its model is never
+restarted without `--force` (the playbook: do not redeploy during the first load).
+The decisions are pure functions (container_plan.py); the steps here are thin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from intelligensi_deploy import names, secrets
+from intelligensi_deploy.cloud import provision
+from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.container_plan import (
+    ContainerAction,
+    ContainerFacts,
+    container_spec,
+    hf_cache_path,
+    plan_container,
+)
+from intelligensi_deploy.deploy.launch import connect_waiting, provision_lambda
+from intelligensi_deploy.deploy.reporter import Reporter
+from intelligensi_deploy.deploy.steps import (
+    bundled_plan,
+    image_on_host,
+    remote_home,
+    wait_until_ready,
+)
+from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.health import probe_ready
+from intelligensi_deploy.machines import connect
+from intelligensi_deploy.presets import Preset
+from intelligensi_deploy.remote.docker import Docker
+from intelligensi_deploy.remote.host_protocol import Host
+from intelligensi_deploy.state import Deployment, Tracker
+
+
+def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient | None, *,
+              force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None,
+              boot_timeout: float, ssh_timeout: float) -> Deployment:
+    """The machine (launched on Lambda when `client` is given), its container, `/ready`."""
+    if client is not None:
+        provision_lambda(preset, tracker, ui, client, boot_timeout)
+    host = connect_waiting(tracker, ui, ssh_timeout)
+    try:
+        tracker.update(phase="deploying")
+        docker = Docker(host)
+        action = deploy_container(preset, tracker, host, docker, ui, force=force, environ=environ,
+                                  build_flags=build_flags)
+        if action is ContainerAction.KEEP:
+            return tracker.update(phase="ready")
+        wait_until_ready(preset, tracker, host, docker, ui)
+        return tracker.dep
+    finally:
+        host.close()
+
+
+def deploy_container(
+    preset: Preset, tracker: Tracker, host: Host, docker: Docker, ui: Reporter,
+    *, force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None = None,
+) -> ContainerAction:
+    """Bring the container to the preset's configuration, reusing what is already right."""
+    name = tracker.dep.name
+    home = remote_home(host)
+    env_file = names.env_file_path(home, name)
+    plan = bundled_plan(preset, build_flags, environ)
+    image = plan.tag if plan else preset.image
+    spec = container_spec(preset, name, env_file, hf_cache_path(preset), image=image)
+    found = docker.inspect(spec.name)
+    existing = ContainerFacts.from_inspect(found) if found else None
+    if existing is not None:
+        tracker.record()  # a container of this name is there: track it
+    ready = probe_ready(host, preset.port) if existing and existing.running else None
+    action = plan_container(existing, spec.labels[names.CONFIG_LABEL], ready, force)
+    if action is ContainerAction.KEEP:
+        ui.step(f"Container {spec.name} is up and ready with this configuration: nothing to do")
+        return action
+    if action is ContainerAction.WAIT:
+        ui.step(f"Container {spec.name} is still loading ({ready.describe() if ready else ''}); "
+                "not restarting it (pass --force to replace it)")
+        return action
+    if action is ContainerAction.REFUSE:
+        raise FluxdeployError(
+            f"Container {spec.name} is still loading the model and the preset changed.",
+            fix="Wait for it to be ready (`fluxdeploy status`), or replace it now with "
+            "`fluxdeploy up --force` (the load starts over).",
+            doc="still-loading",
+        )
+    image_on_host(preset, plan, tracker, docker, ui, environ)
+    tracker.record()  # the secrets file and the container are created from here on
+    ui.step("Writing secrets to a 0600 env file on the host (never on a command line)")
+    host.run(["mkdir", "-p", "-m", "700", f"{home}/{names.SECRETS_DIR}"])
+    host.write_file(env_file, secrets.container_env_file(secrets.hf_token(environ)), 0o600)
+    if spec.volumes[0][0].startswith("/"):
+        host.run(["mkdir", "-p", spec.volumes[0][0]])
+    if existing is not None:
+        ui.step(f"Replacing container {spec.name}")
+        docker.remove(spec.name)
+    ui.step(f"Starting container {spec.name} ({image})")
+    docker.run(spec)
+    tracker.update(phase="loading", container_name=spec.name, image=image)
+    return action
+
+
+def down_single(dep: Deployment, tracker: Tracker, ui: Reporter,
+                client: LambdaClient | None) -> Deployment:
+    """Remove the container and its secrets file, then (Lambda, `client` given) the firewall
+    rule `up` added and the instance. An unreachable VM is terminated anyway."""
+    if dep.ip or dep.provider == "local":
+        try:
+            if remove_container(dep):
+                ui.step(f"Removed container {dep.container_name}")
+        except FluxdeployError as exc:
+            if dep.provider != "lambda":
+                raise
+            ui.warn(f"Could not reach the VM to remove the container ({exc.message}); "
+                    "terminating the instance removes it anyway.")
+    if client is not None:  # holds an instance or a firewall rule (else forgotten before)
+        if dep.firewall_rule:
+            provision.remove_firewall_rule(client, dep.firewall_rule)
+            ui.step(f"Removed the firewall rule for TCP {dep.port}")
+        if dep.instance_id:
+            if provision.terminate_if_present(client, dep.instance_id):
+                ui.step(f"Terminated instance {dep.instance_id} (billing stops)")
+            else:
+                ui.detail(f"instance {dep.instance_id} was already gone")
+        tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None)
+    return tracker.update(phase="down")
+
+
+def remove_container(dep: Deployment) -> bool:
+    """The deployment's container and its secrets file, removed; whether a container was."""
+    host = connect(dep)
+    try:
+        removed = Docker(host).remove(dep.container_name)
+        host.run(["rm", "-f", names.env_file_path(remote_home(host), dep.name)])
+        return removed
+    finally:
+        host.close()
