@@ -97,7 +97,7 @@ def percentiles(samples: list[float], points=PERCENTILES) -> dict[int, float]:
 
 
 def sync() -> None:
-    import torch
+    import torch  # lazy: seconds; other scripts import this one
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -116,7 +116,7 @@ class Bench:
     guidance: float = 0.0
 
     def run(self, spec: SizeSpec, seed: int, output_type: str = "pil"):
-        import torch
+        import torch  # lazy: as in sync()
 
         generator = torch.Generator(device="cpu").manual_seed(seed)
         kwargs = dict(self.embeds) if self.embeds else {"prompt": "a lighthouse at dusk"}
@@ -128,10 +128,10 @@ class Bench:
 
 def load_real(model: str, env: dict[str, str], warm: list[SizeSpec]) -> Bench:
     """The model through the server's loader, warmed at the benchmark's sizes."""
-    from flux_server.config import settings_from_env
-    from flux_server.loader import PipelineLoader
-    from flux_server.service import _warm_up
-    from flux_server.state import LoadState
+    from flux_server.config import settings_from_env  # lazy: loads torch
+    from flux_server.loader import PipelineLoader  # lazy: loads torch
+    from flux_server.service import _warm_up  # lazy: loads torch
+    from flux_server.state import LoadState  # lazy: loads torch
 
     full_env = {**os.environ, **env, "FLUX_MODEL": model,
                 "FLUX_WARM_SIZES": ",".join(f"{s.width}x{s.height}" for s in warm)}
@@ -156,17 +156,18 @@ def build_random(scale: str, env: dict[str, str], warm: list[SizeSpec]) -> Bench
     """A random-weight pipeline: FLUX.1-dev's transformer shape (`scale=dev`) or the tiny
     test shape (`scale=tiny`, for a CPU smoke run); no text encoders (random embeddings of
     T5's 512 tokens instead). Speed options from `env` as the server would pick them."""
-    import torch
-    from diffusers import (
+    import torch  # lazy: heavy, run-time only
+    from diffusers import (  # lazy: heavy, run-time only
         AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
         FluxPipeline,
         FluxTransformer2DModel,
     )
-    from flux_server import memory, speed
-    from flux_server.config import settings_from_env
-    from flux_server.devices import detect_gpus
-    from flux_server.speedup import apply_speed_plan
+    from flux_server import memory, speed  # lazy: loads torch
+    from flux_server.config import settings_from_env  # lazy: loads torch
+    from flux_server.devices import detect_gpus  # lazy: loads torch
+    from flux_server.speedup import apply_speed_plan  # lazy: loads torch
+    from flux_server.tiny import build_tiny_pipeline  # lazy: loads torch
 
     started = time.perf_counter()
     cuda = torch.cuda.is_available()
@@ -175,8 +176,6 @@ def build_random(scale: str, env: dict[str, str], warm: list[SizeSpec]) -> Bench
     if scale == "dev":
         transformer_config, vae_config = FLUX_DEV_TRANSFORMER, FLUX_VAE
     elif scale == "deep":  # FLUX.1-dev's 19 + 38 blocks at the tiny widths: compile cost
-        from flux_server.tiny import build_tiny_pipeline
-
         tiny = build_tiny_pipeline()
         transformer_config = {k: v for k, v in tiny.transformer.config.items()
                               if not k.startswith("_")}
@@ -184,8 +183,6 @@ def build_random(scale: str, env: dict[str, str], warm: list[SizeSpec]) -> Bench
                                   num_single_layers=FLUX_DEV_TRANSFORMER["num_single_layers"])
         vae_config = {k: v for k, v in tiny.vae.config.items() if not k.startswith("_")}
     else:
-        from flux_server.tiny import build_tiny_pipeline
-
         tiny = build_tiny_pipeline()
         transformer_config = {k: v for k, v in tiny.transformer.config.items()
                               if not k.startswith("_")}

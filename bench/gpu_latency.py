@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flux_bench import (
@@ -60,7 +62,7 @@ def _kind_of(args) -> str:
 def _set_env(args, name: str) -> dict[str, str]:
     if name == "preset":
         sys.path.insert(0, str(ROOT))
-        from intelligensi_deploy.presets import load_preset
+        from intelligensi_deploy.presets import load_preset  # lazy: after sys.path
 
         env = load_preset(args.preset).server.container_env()
         args.model = env.pop("FLUX_MODEL", args.model)
@@ -70,7 +72,7 @@ def _set_env(args, name: str) -> dict[str, str]:
 
 def _concurrent_images_per_s(bench, spec: SizeSpec, clients: int, per_client: int) -> float:
     """Clients submit through the server's own one-at-a-time JobQueue (no HTTP)."""
-    from flux_server.jobs import JobQueue
+    from flux_server.jobs import JobQueue  # lazy: loads torch
 
     queue = JobQueue(max_waiting=clients * per_client)
     done: list[int] = []
@@ -94,7 +96,7 @@ def _concurrent_images_per_s(bench, spec: SizeSpec, clients: int, per_client: in
 
 def worker(args) -> None:
     """One option set in this process: print one JSON line of results."""
-    import torch
+    import torch  # lazy: heavy, run-time only
 
     specs = parse_size_specs(args.sizes) if args.sizes else default_size_specs(_kind_of(args))
     env = _set_env(args, args.one_set)
@@ -159,8 +161,6 @@ def _print(result: dict, plain_p50: dict[str, float]) -> None:
 
 
 def _over_http(args) -> None:
-    import httpx
-
     specs = parse_size_specs(args.sizes or "1024x1024@4")
     with httpx.Client(base_url=args.url, timeout=600) as client:
         for spec in specs:

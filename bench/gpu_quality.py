@@ -38,7 +38,7 @@ PROMPTS = ("a lighthouse at dusk, photograph", "a bowl of ramen, studio light",
 
 def psnr(a, b) -> float:
     """Peak signal-to-noise ratio of two float images in [0, 1]."""
-    import numpy as np
+    import numpy as np  # lazy: heavy, run-time only
 
     mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
                         ** 2))
@@ -47,7 +47,7 @@ def psnr(a, b) -> float:
 
 def worker(args) -> None:
     """Generate this option set's images into --out (one .npy per size and seed)."""
-    import numpy as np
+    import numpy as np  # lazy: heavy, run-time only
 
     specs = parse_size_specs(args.sizes) if args.sizes else default_size_specs(args.kind)[:1]
     bench = make_bench(args, dict(OPTION_SETS[args.one_set]), specs)
@@ -61,7 +61,7 @@ def worker(args) -> None:
 
 
 def _render(bench, spec, seed: int, prompt: str):
-    import torch
+    import torch  # lazy: heavy, run-time only
 
     generator = torch.Generator(device="cpu").manual_seed(seed)
     kwargs = dict(bench.embeds) if bench.embeds else {"prompt": prompt}
@@ -73,8 +73,8 @@ def _render(bench, spec, seed: int, prompt: str):
 
 def clip_scores(clip_path: str, images: list, prompts: list[str]) -> list[float]:
     """CLIP score (100 x cosine of image and prompt embeddings) with a local CLIP model."""
-    import torch
-    from transformers import CLIPModel, CLIPProcessor
+    import torch  # lazy: heavy, run-time only
+    from transformers import CLIPModel, CLIPProcessor  # lazy: loads torch
 
     model = CLIPModel.from_pretrained(clip_path).eval()
     processor = CLIPProcessor.from_pretrained(clip_path)
@@ -97,7 +97,7 @@ def _run_set(args, name: str, out: str) -> dict | None:
 
 
 def main() -> None:
-    import numpy as np
+    import numpy as np  # lazy: heavy, run-time only
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="black-forest-labs/FLUX.1-schnell")

@@ -22,10 +22,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_latency import percentiles
+from ready import wait_ready
 
 FAST_METRICS = {"RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
                 "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1"}
@@ -50,27 +53,9 @@ def start_server(replicas: int, ray_address: str | None) -> tuple[subprocess.Pop
     return proc, f"http://127.0.0.1:{port}"
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/ready", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} not ready after {timeout:.0f} s")
-
-
 def load(url: str, requests: int, clients: int, body: dict) -> tuple[list[float], float, dict]:
     """`requests` POST /generate from `clients` threads: latencies of the 200s, wall time,
     and the count of each status code."""
-    import httpx
-
     def one(i: int) -> tuple[int, float]:
         with httpx.Client(base_url=url, timeout=300) as client:
             started = time.perf_counter()
@@ -101,7 +86,7 @@ def main() -> None:
             "num_inference_steps": args.steps}
 
     os.environ.update(FAST_METRICS)
-    from ray.cluster_utils import Cluster
+    from ray.cluster_utils import Cluster  # lazy: after FAST_METRICS
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1,
                                                             "include_dashboard": False})
@@ -112,7 +97,7 @@ def main() -> None:
         for replicas in counts:
             proc, url = start_server(replicas, cluster.address)
             try:
-                wait_ready(url, proc)
+                wait_ready(url, 300, proc=proc)
                 latencies, wall, codes = load(url, args.requests, args.clients, body)
             finally:
                 proc.terminate()

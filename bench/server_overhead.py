@@ -24,11 +24,14 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_latency import percentiles
+from ready import wait_ready
 
 BODY = {"prompt": "a red fox in the snow", "width": 64, "height": 64,
         "num_inference_steps": 2, "seed": 1}
@@ -50,26 +53,12 @@ def start_server(threads: int) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def wait_ready(url: str, timeout: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not become ready")
-
-
 def load_in_process():
     """The same tiny pipeline the server builds, loaded the same way, and its one call."""
-    import torch
-    from diffusers import FluxPipeline
-    from flux_server.engine import GenerationParams, encode_image, generate
-    from flux_server.tiny import save_tiny_pipeline
+    import torch  # lazy: heavy, run-time only
+    from diffusers import FluxPipeline  # lazy: loads torch
+    from flux_server.engine import GenerationParams, encode_image, generate  # lazy: loads torch
+    from flux_server.tiny import save_tiny_pipeline  # lazy: loads torch
 
     with tempfile.TemporaryDirectory() as folder:
         save_tiny_pipeline(folder)
@@ -82,8 +71,6 @@ def load_in_process():
 def paired_samples(url: str, call_in_process, runs: int, warmup: int
                    ) -> tuple[list[float], list[float]]:
     """Interleave in-process and HTTP runs so both see the same machine load."""
-    import httpx
-
     local, remote = [], []
     with httpx.Client(base_url=url, timeout=60) as client:
         for index in range(warmup + runs):
@@ -99,8 +86,6 @@ def paired_samples(url: str, call_in_process, runs: int, warmup: int
 
 
 def concurrent_run(url: str, clients: int, per_client: int) -> tuple[list[float], float, int]:
-    import httpx
-
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -138,14 +123,14 @@ def main() -> None:
                         help="torch threads, in-process and in the server (OMP_NUM_THREADS)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import torch
+    import torch  # lazy: heavy, run-time only
 
     torch.set_num_threads(args.threads)
 
     proc, url = start_server(args.threads)
     try:
         call_in_process = load_in_process()
-        wait_ready(url)
+        wait_ready(url, 120, proc=proc, interval=0.2)
         local, remote = paired_samples(url, call_in_process, args.runs, args.warmup)
         del call_in_process
         sequential_s = sum(remote)

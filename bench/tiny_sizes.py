@@ -38,10 +38,10 @@ def main() -> None:
                         help="stop after a size whose first run takes longer than this")
     args = parser.parse_args()
 
-    import torch
-    from diffusers import FluxPipeline
-    from flux_server.engine import GenerationParams, generate
-    from flux_server.tiny import save_tiny_pipeline
+    import torch  # lazy: heavy, run-time only
+    from diffusers import FluxPipeline  # lazy: loads torch
+    from flux_server.engine import GenerationParams, generate  # lazy: loads torch
+    from flux_server.tiny import save_tiny_pipeline  # lazy: loads torch
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from tenacity import RetryCallState, Retrying, retry_if_result
 
 from intelligensi_deploy.errors import FluxdeployError
 
@@ -145,14 +147,12 @@ def wait_ready(
     download) is then polled every `interval`."""
     started = clock()
     deadline = started + timeout
-    last = ReadyStatus(state="unreachable", unreachable="not asked yet")
-    while True:
-        last = probe()
-        on_status(last)
-        if last.ready:
-            return last
-        if last.failed:
-            err = last.error or {}
+
+    def poll() -> ReadyStatus:
+        status = probe()
+        on_status(status)
+        if status.failed:
+            err = status.error or {}
             raise ServerFailed(
                 f"The server could not load the model: {err.get('type', 'error')}: "
                 f"{err.get('message', '')}",
@@ -160,15 +160,25 @@ def wait_ready(
                 + " Then run `fluxdeploy doctor`.",
                 doc="golden-rule",
             )
-        if clock() >= deadline:
-            doing = last.describe()
-            raise ReadyTimeout(
-                f"Not ready after {timeout:.0f} s; last seen: {doing}.",
-                fix="If it is still downloading or loading, do not redeploy: wait and watch "
-                "`fluxdeploy status`. Otherwise run `fluxdeploy doctor`.",
-                doc="still-loading",
-            )
-        sleep(quick if clock() - started < quick_for else interval)
+        return status
+
+    def timed_out(state: RetryCallState) -> NoReturn:
+        assert state.outcome is not None
+        raise ReadyTimeout(
+            f"Not ready after {timeout:.0f} s; last seen: {state.outcome.result().describe()}.",
+            fix="If it is still downloading or loading, do not redeploy: wait and watch "
+            "`fluxdeploy status`. Otherwise run `fluxdeploy doctor`.",
+            doc="still-loading",
+        )
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda status: not status.ready),
+        stop=lambda _: clock() >= deadline,
+        wait=lambda _: quick if clock() - started < quick_for else interval,
+        sleep=sleep,
+        retry_error_callback=timed_out,
+    )
+    return retrying(poll)
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Every success is ``{"data": ...}``; every error ``{"error": {"code", "message", "suggestion"?}}``.
 Errors are mapped to typed exceptions by ``code`` only. Transient failures (HTTP 429, 5xx,
-connection errors) are retried with exponential backoff and jitter, honouring ``Retry-After``.
+connection errors) are retried with exponential backoff and jitter, honouring ``Retry-After``
+(the policy is a ``tenacity.Retrying``; its ``sleep`` is the client's, injectable for tests).
 Launches are spaced at least ``LAUNCH_INTERVAL_S`` apart (Lambda's limit). The API key never
 appears in an exception, a repr or a log line.
 """
@@ -19,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+from tenacity import (
+    Future,
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from intelligensi_deploy.cloud.lambda_errors import (
     API_KEYS_PAGE,
@@ -231,67 +240,90 @@ class LambdaClient:
               idempotent: bool = True,
               before_attempt: Callable[[], None] | None = None) -> JSON:
         """One API operation with retries; returns the ``data`` payload or raises."""
-        last_problem = ""
-        for attempt in range(self.max_retries + 1):
-            if before_attempt is not None:
-                before_attempt()
-            try:
-                response = self._http.request(
-                    method, self.base_url + path, json=json,
-                    headers={"Authorization": f"Bearer {self._api_key}"})
-            except httpx.TransportError as exc:
-                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                last_problem = f"{type(exc).__name__}: {scrub(str(exc), self._api_key)}"
-                if sent and not idempotent:
-                    raise self._maybe_done(operation, last_problem) from None
-                if attempt < self.max_retries:
-                    self._pause(backoff_delay(attempt, self._rng), operation, last_problem)
-                continue
-            body = _json_or_none(response)
-            if response.is_success:
-                if not isinstance(body, dict) or "data" not in body:
-                    raise LambdaAPIError(f"{operation}: Lambda answered HTTP "
-                                         f"{response.status_code} without a data object.",
-                                         status=response.status_code)
-                return body["data"]
-            if not is_transient_status(response.status_code):
-                raise error_from_response(response.status_code, body, operation,
-                                          secret=self._api_key)
-            last_problem = f"HTTP {response.status_code}"
-            if body is not None and isinstance(body, dict) and isinstance(body.get("error"),
-                                                                            dict):
-                last_problem += f" ({body['error'].get('code', '?')})"
-            if response.status_code >= 500 and not idempotent:
-                raise self._maybe_done(operation, last_problem)
-            if attempt < self.max_retries:
-                self._pause(self._wait_before_retry(response, attempt, operation), operation,
-                            last_problem)
-        raise LambdaUnavailable(
-            f"{operation}: Lambda did not answer successfully after {self.max_retries + 1} "
-            f"attempts (last: {last_problem}).", status=None)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception_type(_Transient),
+            wait=self._wait_before_retry,
+            sleep=self._sleep,
+            before_sleep=lambda state: log.info("%s: %s; retrying in %.1f s", operation,
+                                                _transient(state).problem, state.upcoming_sleep))
+        try:
+            return retrying(self._attempt, method, path, operation, json, idempotent,
+                            before_attempt)
+        except RetryError as exc:
+            last = _transient(exc.last_attempt)
+            raise LambdaUnavailable(
+                f"{operation}: Lambda did not answer successfully after {self.max_retries + 1} "
+                f"attempts (last: {last.problem}).", status=None) from None
 
-    def _pause(self, seconds: float, operation: str, problem: str) -> None:
-        log.info("%s: %s; retrying in %.1f s", operation, problem, seconds)
-        self._sleep(seconds)
-
-    def _wait_before_retry(self, response: httpx.Response, attempt: int, operation: str
-                           ) -> float:
-        delay = backoff_delay(attempt, self._rng)
+    def _attempt(self, method: str, path: str, operation: str, json: JSON, idempotent: bool,
+                 before_attempt: Callable[[], None] | None) -> JSON:
+        """One request: the ``data`` payload, a typed error, or ``_Transient`` (try again)."""
+        if before_attempt is not None:
+            before_attempt()
+        try:
+            response = self._http.request(
+                method, self.base_url + path, json=json,
+                headers={"Authorization": f"Bearer {self._api_key}"})
+        except httpx.TransportError as exc:
+            sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            problem = f"{type(exc).__name__}: {scrub(str(exc), self._api_key)}"
+            if sent and not idempotent:
+                raise self._maybe_done(operation, problem) from None
+            raise _Transient(problem) from None
+        body = _json_or_none(response)
+        if response.is_success:
+            if not isinstance(body, dict) or "data" not in body:
+                raise LambdaAPIError(f"{operation}: Lambda answered HTTP "
+                                     f"{response.status_code} without a data object.",
+                                     status=response.status_code)
+            return body["data"]
+        if not is_transient_status(response.status_code):
+            raise error_from_response(response.status_code, body, operation,
+                                      secret=self._api_key)
+        problem = f"HTTP {response.status_code}"
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            problem += f" ({body['error'].get('code', '?')})"
+        if response.status_code >= 500 and not idempotent:
+            raise self._maybe_done(operation, problem)
         hinted = retry_after_seconds(response.headers.get("Retry-After"))
-        if hinted is None:
-            return delay
-        if hinted > MAX_RETRY_AFTER_S:
+        if hinted is not None and hinted > MAX_RETRY_AFTER_S:
             raise LambdaUnavailable(
                 f"{operation}: Lambda is rate limiting this account and asks to wait "
                 f"{hinted:.0f} s.", status=response.status_code,
                 fix="Wait that long, then run the command again.")
-        return hinted
+        raise _Transient(problem, retry_after=hinted)
+
+    def _wait_before_retry(self, state: RetryCallState) -> float:
+        """The server's ``Retry-After`` when it sent one, else backoff with jitter."""
+        hinted = _transient(state).retry_after
+        if hinted is not None:
+            return hinted
+        return backoff_delay(state.attempt_number - 1, self._rng)
 
     def _maybe_done(self, operation: str, problem: str) -> LambdaUnavailable:
         return LambdaUnavailable(
             f"{operation}: the request reached Lambda but no answer came back ({problem}); "
             "it may or may not have been carried out, so it was not repeated.",
             fix="Run `fluxdeploy status` (or check the Lambda dashboard) before trying again.")
+
+
+class _Transient(Exception):
+    """A failed attempt worth repeating: what went wrong, and the server's ``Retry-After``."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+def _transient(state: RetryCallState | Future) -> _Transient:
+    """The ``_Transient`` a failed attempt raised (from a retry state or its outcome)."""
+    outcome = state.outcome if isinstance(state, RetryCallState) else state
+    assert outcome is not None
+    error = outcome.exception()
+    assert isinstance(error, _Transient)
+    return error
 
 
 def _json_or_none(response: httpx.Response) -> JSON:

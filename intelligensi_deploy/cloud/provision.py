@@ -12,19 +12,26 @@ import ipaddress
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from tenacity import RetryCallState, Retrying, retry_if_result
+
+from intelligensi_deploy.cloud.lambda_errors import (
+    InsufficientCapacity,
+    LambdaUnavailable,
+    ObjectNotFound,
+)
+from intelligensi_deploy.cloud.lambda_types import (
+    FileSystem,
+    FirewallRule,
+    Instance,
+    InstanceType,
+    SSHKey,
+)
 from intelligensi_deploy.errors import FluxdeployError
 
 if TYPE_CHECKING:
     from intelligensi_deploy.cloud.lambda_api import LambdaClient
-    from intelligensi_deploy.cloud.lambda_types import (
-        FileSystem,
-        FirewallRule,
-        Instance,
-        InstanceType,
-        SSHKey,
-    )
 
 FIREWALL_EXEMPT_REGIONS = frozenset({"us-south-1"})
 FAILED_STATUSES = {"unhealthy": True, "terminating": False, "terminated": False,
@@ -158,8 +165,6 @@ def launch_first_available(client: LambdaClient, instance_type: str,
     insufficient-capacity answer moves on to the next region. A file system pins the launch
     to its region (it is created in the first candidate region when it does not exist yet).
     """
-    from intelligensi_deploy.cloud.lambda_errors import InsufficientCapacity, LambdaUnavailable
-
     types = client.instance_types()
     candidates = choose_regions(types, instance_type, preferred_regions)
     fs_region = _file_system_region(client, file_system) if file_system else None
@@ -244,10 +249,9 @@ def wait_for_active(client: LambdaClient, instance_id: str, timeout: float,
                     poll_interval: float = 5.0, sleep: Callable[[float], None] = time.sleep,
                     clock: Callable[[], float] = time.monotonic) -> Instance:
     """Poll until the instance is ``active`` with an IP; ``on_status`` sees every poll."""
-    from intelligensi_deploy.cloud.lambda_errors import ObjectNotFound
-
     deadline = clock() + timeout
-    while True:
+
+    def poll() -> Instance:
         try:
             instance = client.get_instance(instance_id)
         except ObjectNotFound:
@@ -256,18 +260,25 @@ def wait_for_active(client: LambdaClient, instance_id: str, timeout: float,
                 fix="Run `fluxdeploy up` again to launch a new one.", doc="lambda-boot") from None
         if on_status is not None:
             on_status(instance)
-        if instance.status == "active" and instance.ip:
-            return instance
         if instance.status in FAILED_STATUSES:
             raise _failed(instance)
-        if clock() >= deadline:
-            raise BootTimeout(
-                f"Instance {instance_id} is still {instance.status!r} after {timeout:.0f} s "
-                "and is still billing.",
-                fix="Run `fluxdeploy up` again to keep waiting (boot can take 25 min on 8-GPU "
-                    "machines), or `fluxdeploy down` to terminate it.",
-                doc="lambda-boot")
-        sleep(max(0.0, min(poll_interval, deadline - clock())))
+        return instance
+
+    def timed_out(state: RetryCallState) -> NoReturn:
+        assert state.outcome is not None
+        raise BootTimeout(
+            f"Instance {instance_id} is still {state.outcome.result().status!r} after "
+            f"{timeout:.0f} s and is still billing.",
+            fix="Run `fluxdeploy up` again to keep waiting (boot can take 25 min on 8-GPU "
+                "machines), or `fluxdeploy down` to terminate it.",
+            doc="lambda-boot")
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda instance: not (instance.status == "active" and instance.ip)),
+        stop=lambda _: clock() >= deadline,
+        wait=lambda _: max(0.0, min(poll_interval, deadline - clock())),
+        sleep=sleep, retry_error_callback=timed_out)
+    return retrying(poll)
 
 
 def _failed(instance: Instance) -> InstanceFailed:
@@ -288,8 +299,6 @@ def _failed(instance: Instance) -> InstanceFailed:
 
 def terminate_if_present(client: LambdaClient, instance_id: str) -> bool:
     """Terminate an instance; False when it was already gone (so ``down`` can repeat)."""
-    from intelligensi_deploy.cloud.lambda_errors import ObjectNotFound
-
     try:
         if client.get_instance(instance_id).status in ("terminated", "terminating"):
             return False
@@ -336,8 +345,6 @@ def ensure_firewall_rule(client: LambdaClient, port: int, cidr: str, description
     Returns the rule that belongs to us (added now, or found identical from an earlier run)
     so that ``down`` can remove exactly it; None when another rule already covers the port.
     """
-    from intelligensi_deploy.cloud.lambda_types import FirewallRule
-
     wanted = FirewallRule("tcp", (port, port), normalize_cidr(cidr), description)
     rules = client.firewall_rules()
     if any(_same_rule(rule, wanted) for rule in rules):
@@ -354,8 +361,6 @@ def remove_firewall_rule(client: LambdaClient, rule: FirewallRule | Mapping[str,
 
     ``rule`` may be the API form saved in the deployment state (``FirewallRule.to_api()``).
     """
-    from intelligensi_deploy.cloud.lambda_types import FirewallRule
-
     if isinstance(rule, Mapping):
         rule = FirewallRule.from_api(rule)
     rules = client.firewall_rules()

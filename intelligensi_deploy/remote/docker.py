@@ -223,28 +223,17 @@ class Docker:
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         """The container's `docker inspect` object, or None when there is no such container."""
-        result = self.run_docker(inspect_args(name), timeout=60)
-        if not result.ok:
-            if "no such" in result.output.lower():
-                return None
-            raise DockerError(
-                f"`docker inspect {name}` failed on {self.host.label}: {_tail(result.output)}",
-                result=result,
-            )
+        result = self._unless_missing(inspect_args(name), 60, "no such", f"inspect {name}")
+        if result is None:
+            return None
         data = json.loads(result.stdout or "[]")
         return data[0] if data else None
 
     def image_exists(self, image: str) -> bool:
         """Whether the host already has `image` (no registry is asked)."""
-        result = self.run_docker(image_inspect_args(image), timeout=60)
-        if result.ok:
-            return True
-        if "no such image" in result.output.lower():
-            return False
-        raise DockerError(
-            f"`docker image inspect {image}` failed on {self.host.label}: {_tail(result.output)}",
-            result=result,
-        )
+        found = self._unless_missing(image_inspect_args(image), 60, "no such image",
+                                     f"image inspect {image}")
+        return found is not None
 
     def logs(
         self,
@@ -285,13 +274,20 @@ class Docker:
 
     def remove(self, name: str) -> bool:
         """Remove the container (force); False when it did not exist."""
-        result = self.run_docker(rm_args(name), timeout=120)
+        found = self._unless_missing(rm_args(name), 120, "no such container", f"rm -f {name}")
+        return found is not None
+
+    def _unless_missing(self, args: Sequence[str], timeout: float, missing: str, shown: str
+                        ) -> RunResult | None:
+        """Run a command about one object: its result, None when docker's message holds
+        `missing` (the object does not exist), or DockerError naming ``docker {shown}``."""
+        result = self.run_docker(args, timeout=timeout)
         if result.ok:
-            return True
-        if "no such container" in result.output.lower():
-            return False
+            return result
+        if missing in result.output.lower():
+            return None
         raise DockerError(
-            f"`docker rm -f {name}` failed on {self.host.label}: {_tail(result.output)}",
+            f"`docker {shown}` failed on {self.host.label}: {_tail(result.output)}",
             result=result,
         )
 

@@ -93,7 +93,7 @@ class SSHHost:
             self._client = self._open_client()
 
     def _open_client(self) -> paramiko.SSHClient:
-        import paramiko
+        import paramiko  # lazy: paramiko costs ~0.1 s; importing hosts must stay cheap
 
         client = paramiko.SSHClient()
         known_name = self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
@@ -232,7 +232,7 @@ class SSHHost:
             channel.close()
 
     def _open_session(self) -> paramiko.Channel:
-        import paramiko
+        import paramiko  # lazy: as in _open_client
 
         try:
             return self._transport().open_session(timeout=self.connect_timeout)

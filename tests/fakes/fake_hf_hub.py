@@ -27,6 +27,8 @@ import hashlib
 import json
 import os
 import re
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -326,13 +328,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = args.folder
     if args.tiny:
-        import sys
-        import tempfile
-
         server_src = Path(__file__).resolve().parents[2] / "server"
         if str(server_src) not in sys.path:
             sys.path.append(str(server_src))  # flux_server from the checkout if not installed
-        from flux_server.tiny import save_tiny_pipeline
+        from flux_server.tiny import save_tiny_pipeline  # lazy: loads torch
 
         folder = str(save_tiny_pipeline(Path(tempfile.mkdtemp(prefix="fake-hub-")) / "repo"))
     hub = FakeHfHub(args.host, args.port)

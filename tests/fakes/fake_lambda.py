@@ -172,13 +172,6 @@ class ManualClock:
         self.now += seconds
 
 
-@dataclass
-class _Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Callable[..., Any]
-
-
 class FakeLambda:
     """In-memory Lambda Cloud behind a real HTTP server on 127.0.0.1."""
 
@@ -375,14 +368,15 @@ class FakeLambda:
                     raise ApiError(403, "global/account-inactive", "Your account is inactive.",
                                    "Make sure you have verified your email address and have a "
                                    "valid payment method. Contact Support if problems continue.")
-                for route in self._routes:
-                    match = route.pattern.match(path)
-                    if match and route.method == method:
-                        data = route.handler(body, *match.groups())
-                        if fault is not None:
-                            raise fault.error()
-                        return 200, {}, {"data": data}
-                raise ApiError(404, "global/not-found", "The requested resource was not found.")
+                operation = shared_contract(strict=False).match(method, path)
+                handler = self._routes.get(operation.operation_id) if operation else None
+                if operation is None or handler is None:
+                    raise ApiError(404, "global/not-found",
+                                   "The requested resource was not found.")
+                data = handler(body, *operation.variables.values())
+                if fault is not None:
+                    raise fault.error()
+                return 200, {}, {"data": data}
         except ApiError as error:
             extra: dict[str, str] = {}
             if error.retry_after is not None:
@@ -398,22 +392,23 @@ class FakeLambda:
 
     # ----------------------------------------------------------------- endpoints
 
-    def _build_routes(self) -> list[_Route]:
-        table: list[tuple[str, str, Callable[..., Any]]] = [
-            ("GET", "/instance-types", self._instance_types),
-            ("POST", "/instance-operations/launch", self._launch),
-            ("POST", "/instance-operations/terminate", self._terminate),
-            ("GET", "/instances", self._list_instances),
-            ("GET", "/instances/([^/]+)", self._get_instance),
-            ("GET", "/ssh-keys", self._list_ssh_keys),
-            ("POST", "/ssh-keys", self._add_ssh_key),
-            ("DELETE", "/ssh-keys/([^/]+)", self._delete_ssh_key),
-            ("GET", "/file-systems", self._list_file_systems),
-            ("POST", "/filesystems", self._create_file_system),
-            ("GET", "/firewall-rules", self._get_firewall_rules),
-            ("PUT", "/firewall-rules", self._put_firewall_rules),
-        ]
-        return [_Route(m, re.compile(f"^{API_PREFIX}{p}$"), h) for m, p, h in table]
+    def _build_routes(self) -> dict[str, Callable[..., Any]]:
+        """The handler of each operation the fake serves, by its OpenAPI ``operationId``
+        (the contract finds the operation of a path, and its path parameters)."""
+        return {
+            "listInstanceTypes": self._instance_types,
+            "launchInstance": self._launch,
+            "terminateInstance": self._terminate,
+            "listInstances": self._list_instances,
+            "getInstance": self._get_instance,
+            "listSSHKeys": self._list_ssh_keys,
+            "addSSHKey": self._add_ssh_key,
+            "deleteSSHKey": self._delete_ssh_key,
+            "listFilesystems": self._list_file_systems,
+            "createFilesystem": self._create_file_system,
+            "firewallRulesList": self._get_firewall_rules,
+            "firewallRulesSet": self._put_firewall_rules,
+        }
 
     def _region(self, name: str) -> dict[str, str]:
         return {"name": name, "description": REGIONS.get(name, name)}

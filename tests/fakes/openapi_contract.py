@@ -1,11 +1,13 @@
 """Validate requests and responses against Lambda's OpenAPI description (the contract).
 
 ``OpenAPIContract.validate_request`` / ``validate_response`` return a list of violations
-(human-readable strings; empty means conforming). Object schemas are made strict
-(``additionalProperties: false`` where the description leaves it open) so that a misspelt or
-invented field, such as ``quantity`` on launch, is caught. Statuses the description does not
-document are violations, except 429 and 5xx, which are checked against the generic error
-envelope from the description's "Error responses" section (the file documents neither).
+(human-readable strings; empty means conforming). openapi-core does the work: it finds the
+operation of a path, checks parameters, the Authorization header against the security schemes,
+and bodies against their schemas. In strict mode it forbids properties a schema does not
+declare (``additional_properties_default_policy="forbid"``), so a misspelt or invented field,
+such as ``quantity`` on launch, is caught. Statuses the description does not document are
+violations, except 429 and 5xx, which are checked against the generic error envelope from the
+description's "Error responses" section (the file documents neither).
 """
 
 from __future__ import annotations
@@ -13,17 +15,33 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import re
-from dataclasses import dataclass
-from functools import cache, cached_property
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import FormatChecker
+from openapi_core import Config, OpenAPI
+from openapi_core.templating.paths.exceptions import PathError
+from openapi_core.templating.paths.finders import APICallPathFinder
+from openapi_core.templating.responses.exceptions import ResponseNotFound
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.validation.request.exceptions import (
+    MissingRequestBodyError,
+    SecurityValidationError,
+)
+from openapi_core.validation.request.validators import (
+    V31RequestBodyValidator,
+    V31RequestParametersValidator,
+    V31RequestSecurityValidator,
+)
+from openapi_core.validation.response.validators import V31ResponseDataValidator
+from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from openapi_schema_validator import OAS31Validator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_NAME = "lambda-cloud-openapi.json"
+SERVER = "https://cloud.lambda.ai"  # the description's server: request paths are joined to it
 NO_BODY: Any = object()
 
 GENERIC_ERROR_SCHEMA: dict[str, Any] = {
@@ -51,29 +69,15 @@ def default_spec_path() -> Path:
     raise FileNotFoundError(f"{SPEC_NAME} not found in: " + ", ".join(map(str, candidates)))
 
 
-def _format_checker() -> FormatChecker:
-    checker = FormatChecker()
-
-    @checker.checks("ipv4network", raises=ValueError)  # type: ignore[untyped-decorator]
-    def is_ipv4_network(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        ipaddress.IPv4Network(value, strict=False)
+def is_ipv4_network(value: object) -> bool:
+    """The description's ``ipv4network`` format (a CIDR such as ``203.0.113.7/32``)."""
+    if not isinstance(value, str):
         return True
-
-    return checker
-
-
-def make_strict(schema: Any) -> Any:
-    """A copy where every object schema with ``properties`` forbids unknown properties."""
-    if isinstance(schema, list):
-        return [make_strict(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    strict = {key: make_strict(value) for key, value in schema.items()}
-    if "properties" in strict and "additionalProperties" not in strict:
-        strict["additionalProperties"] = False
-    return strict
+    try:
+        ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Operation:
     method: str
     template: str
     spec: dict[str, Any]
+    variables: dict[str, str] = field(default_factory=dict)  # the path's {parameters}
 
     @property
     def operation_id(self) -> str:
@@ -88,60 +93,54 @@ class Operation:
 
 
 class OpenAPIContract:
-    """The Lambda Cloud API contract, loaded from the OpenAPI file."""
+    """The Lambda Cloud API contract, loaded from the OpenAPI file (checked on loading)."""
 
     def __init__(self, spec_path: str | os.PathLike[str] | None = None, *,
                  strict: bool = True) -> None:
         self.spec_path = Path(spec_path) if spec_path else default_spec_path()
         self.spec: dict[str, Any] = json.loads(self.spec_path.read_text())
         self.strict = strict
-        self._components = (make_strict(self.spec["components"]) if strict
-                            else self.spec["components"])
-        self._format_checker = _format_checker()
-        self._validators: dict[int, OAS31Validator] = {}
-
-    @cached_property
-    def _routes(self) -> list[tuple[re.Pattern[str], str]]:
-        routes = []
-        for template in self.spec["paths"]:
-            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-            routes.append((re.compile(f"^{pattern}$"), template))
-        # literal segments beat parameters: /firewall-rulesets/global before /{id}
-        routes.sort(key=lambda route: route[1].count("{"))
-        return routes
+        self.openapi = OpenAPI.from_dict(self.spec, config=Config(server_base_url=SERVER))
+        options: dict[str, Any] = {
+            "base_url": SERVER, "extra_format_validators": {"ipv4network": is_ipv4_network},
+            "forbid_unspecified_additional_properties": strict}
+        spec = self.openapi.spec
+        self._finder = APICallPathFinder(spec, base_url=SERVER)
+        self._security = V31RequestSecurityValidator(spec, **options)
+        self._request = [V31RequestParametersValidator(spec, **options),
+                         V31RequestBodyValidator(spec, **options)]
+        self._response = V31ResponseDataValidator(spec, **options)
+        self._generic_error = OAS31Validator(GENERIC_ERROR_SCHEMA, format_checker=FormatChecker())
 
     def match(self, method: str, path: str) -> Operation | None:
         """The operation for a request path (``/api/v1/...``, query ignored), or None."""
-        path = path.split("?", 1)[0]
-        for pattern, template in self._routes:
-            if pattern.match(path):
-                operation = self.spec["paths"][template].get(method.lower())
-                if operation is not None:
-                    return Operation(method.upper(), template, operation)
-        return None
+        try:
+            found = self._finder.find(method.lower(), SERVER + path.split("?", 1)[0])
+        except PathError:
+            return None
+        template = str(found.path.parts[-1])
+        return Operation(method.upper(), template, self.spec["paths"][template][method.lower()],
+                         dict(found.path_result.variables))
 
     def validate_request(self, method: str, path: str, body: Any = NO_BODY, *,
                          headers: dict[str, str] | None = None) -> list[str]:
+        """Parameters and body; the Authorization header too when ``headers`` are given."""
         operation = self.match(method, path)
         if operation is None:
             return [f"{method} {path}: no such operation in the OpenAPI description"]
         where = f"request {operation.operation_id}"
-        problems = []
-        if headers is not None:
+        sent = body is not NO_BODY and body is not None
+        request = _request(method, path, json.dumps(body).encode() if sent else None, headers)
+        validators = [*([self._security] if headers is not None else []), *self._request]
+        problems = [line for validator in validators
+                    for error in validator.iter_errors(request) for line in _describe(error, where)]
+        if headers is not None and not any("Authorization" in p for p in problems):
             auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-            if not re.match(r"^(Bearer|Basic) \S+$", auth):
+            if not auth.partition(" ")[2].strip():  # openapi-core takes `Bearer ` with no key
                 problems.append(f"{where}: no Bearer or Basic Authorization header")
-        request_body = operation.spec.get("requestBody")
-        if request_body is None:
-            if body is not NO_BODY and body is not None:
-                problems.append(f"{where}: a body was sent but the operation takes none")
-            return problems
-        if body is NO_BODY or body is None:
-            if request_body.get("required"):
-                problems.append(f"{where}: the required JSON body is missing")
-            return problems
-        schema = request_body["content"]["application/json"]["schema"]
-        return problems + self._errors(schema, body, where)
+        if sent and operation.spec.get("requestBody") is None:
+            problems.append(f"{where}: a body was sent but the operation takes none")
+        return problems
 
     def validate_response(self, method: str, path: str, status: int, body: Any,
                           *, content_type: str | None = "application/json") -> list[str]:
@@ -152,29 +151,42 @@ class OpenAPIContract:
         if content_type is not None and not content_type.startswith("application/json"):
             return [f"{where}: content type {content_type!r} is not application/json"]
         documented = operation.spec.get("responses", {}).get(str(status))
-        if documented is None:
-            if status == 429 or status >= 500:
-                return self._errors(GENERIC_ERROR_SCHEMA, body, where)
-            return [f"{where}: status {status} is not documented for this operation"]
-        schema = documented.get("content", {}).get("application/json", {}).get("schema")
-        if schema is None:
+        if documented is None and (status == 429 or status >= 500):
+            return [_schema_error(error, where) for error in
+                    sorted(self._generic_error.iter_errors(body), key=str)]
+        if documented is not None and "content" not in documented:
             return [] if body in (None, NO_BODY) else [f"{where}: a body was not expected"]
-        return self._errors(schema, body, where)
+        response = MockResponse(json.dumps(None if body is NO_BODY else body).encode(),
+                                status_code=status)
+        return [line for error in
+                self._response.iter_errors(_request(method, path, None, None), response)
+                for line in _describe(error, where)]
 
-    def _validator(self, schema: dict[str, Any]) -> OAS31Validator:
-        """A validator for ``schema`` (a part of the spec), with ``#/components`` resolvable."""
-        key = id(schema)  # schemas are parts of self.spec or module constants: ids are stable
-        if key not in self._validators:
-            rooted = {**(make_strict(schema) if self.strict else schema),
-                      "components": self._components}
-            self._validators[key] = OAS31Validator(rooted, format_checker=self._format_checker)
-        return self._validators[key]
 
-    def _errors(self, schema: dict[str, Any], instance: Any, where: str) -> list[str]:
-        validator = self._validator(schema)
-        return [f"{where}: {'/'.join(map(str, error.absolute_path)) or '<root>'}: "
-                f"{error.message}"
-                for error in sorted(validator.iter_errors(instance), key=str)]
+def _request(method: str, path: str, data: bytes | None, headers: dict[str, str] | None
+             ) -> MockRequest:
+    path, _, query = path.partition("?")
+    args = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+    return MockRequest(SERVER, method.lower(), path, args=args, headers=headers or {},
+                       data=data)
+
+
+def _describe(error: Exception, where: str) -> list[str]:
+    """The violation lines of an openapi-core error (a schema error gives one per problem)."""
+    if isinstance(error, SecurityValidationError):
+        return [f"{where}: no Bearer or Basic Authorization header"]
+    if isinstance(error, MissingRequestBodyError):
+        return [f"{where}: the required JSON body is missing"]
+    if isinstance(error, ResponseNotFound):
+        return [f"{where}: status {error.http_status} is not documented for this operation"]
+    cause = error.__cause__
+    if isinstance(cause, InvalidSchemaValue):
+        return [_schema_error(e, where) for e in sorted(cause.schema_errors, key=str)]
+    return [f"{where}: {error}"]
+
+
+def _schema_error(error: Any, where: str) -> str:
+    return f"{where}: {'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
 
 
 @cache
