@@ -9,7 +9,6 @@ fast (tests/unit/test_cli_fast.py checks what they load, bench/cli_startup.py ti
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import typer
 
 from intelligensi_deploy import cli_params
+from intelligensi_deploy.cli_output import approver, print_json
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.preset_paths import preset_reference
 from intelligensi_deploy.redact import redact
@@ -49,6 +49,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
 )
+from intelligensi_deploy import cli_cloud  # after cli_params.install()
 from intelligensi_deploy.cli_presets_image import (  # after cli_params.install()
     BuildOpt,
     image_app,
@@ -70,11 +71,6 @@ def _store() -> Any:
     return StateStore()
 
 
-def _print_json(data: Any) -> None:
-    """`--json` output: redacted, one document on stdout."""
-    sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
-
-
 def _resolve(name: str | None) -> Any:
     dep = _store().resolve(name)
     if not name:
@@ -92,8 +88,11 @@ def up(
     host: str | None = typer.Option(None, "--host", help="Address of your host (preset ssh).",
                                        envvar="FLUXDEPLOY_SSH_HOST"),
     build: list[str] | None = BuildOpt,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Launch without asking at the price "
+                             "line (asked only on a terminal)."),
 ) -> None:
-    """Launch (or resume) a deployment and wait until the server is ready."""
+    """Launch (or resume) a deployment and wait until the server is ready. On Lambda, the
+    price is shown (and on a terminal, asked about) before anything bills."""
     from intelligensi_deploy.bundle.settings import parse_flags  # lazy: pydantic
     from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
     from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
@@ -105,8 +104,8 @@ def up(
     try:
         with interruptible():  # SIGINT/SIGTERM end the waits cleanly, with the state saved
             dep = dispatch.up(loaded, name=name, store=_store(), ui=ui, force=force,
-                            ssh_host=host, preset_ref=preset_reference(preset),
-                            build_flags=flags)
+                              ssh_host=host, preset_ref=preset_reference(preset),
+                              build_flags=flags, approve=approver(yes))
     except Interrupted:
         ui.close()
         typer.echo("What was done is recorded: run the same command again to resume, or "
@@ -123,11 +122,20 @@ def up(
 
 
 @app.command()
-def down(name: str | None = NameOpt) -> None:
+def down(
+    name: str | None = NameOpt,
+    instance: str | None = typer.Option(None, "--instance", help="Terminate this instance of "
+                                        "the account that no deployment here records (see "
+                                        "`fluxdeploy instances`)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --instance: do not ask."),
+) -> None:
     """Remove the container and terminate the instance (and the firewall rule `up` added)."""
     from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
     from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
 
+    if instance:
+        cli_cloud.terminate_instance(instance, approver(yes))
+        return
     dep = _resolve(name)
     ui = ConsoleReporter()
     if dispatch.down(dep, store=_store(), ui=ui) is not None:
@@ -144,7 +152,7 @@ def status(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--js
             _store().resolve(name)  # raises StateError, naming the deployments there are
     reports = [record_status(r) for r in records]
     if as_json:
-        _print_json({"deployments": reports})
+        print_json({"deployments": reports})
     else:
         from intelligensi_deploy.status_view import render  # lazy: rich
 
@@ -281,24 +289,8 @@ def generate(
                f"{result.seconds:.2f} s)")
 
 
-@app.command()
-def capacity(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Lambda instance types, their GPU and price, and the regions with capacity now."""
-    from intelligensi_deploy.cloud.lambda_api import LambdaClient  # lazy: httpx
-    from intelligensi_deploy.cloud.provision import capacity_rows  # lazy: with the client
-
-    rows = capacity_rows(LambdaClient.from_env().instance_types())
-    if as_json:
-        _print_json({"instance_types": [r.to_dict() for r in rows]})
-        return
-    from rich.console import Console  # lazy: rich
-    from rich.table import Table  # lazy: rich
-
-    table = Table("type", "GPU", "$/h", "regions with capacity")
-    for r in rows:
-        table.add_row(r.name, r.gpu, f"{r.price_per_hour:.2f}",
-                      ", ".join(r.regions) or "[dim]none[/dim]")
-    Console().print(table)
+app.command()(cli_cloud.capacity)
+app.command()(cli_cloud.instances)
 
 
 @app.command()

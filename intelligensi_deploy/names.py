@@ -57,6 +57,21 @@ def env_file_path(home: str, deployment: str, index: int | None = None) -> str:
     return f"{home}/{env_file_name(deployment, index)}"
 
 
+# Lambda instance tags set at launch (the launch request's `tags`; keys match
+# ^[a-z][a-z0-9-:]+$): `fluxdeploy instances` finds every instance fluxdeploy launched, from
+# any machine, whether or not this machine has a record of it.
+DEPLOYMENT_TAG = "fluxdeploy-deployment"
+NODE_TAG = "fluxdeploy-node"
+
+
+def instance_tags(deployment: str, index: int | None = None) -> dict[str, str]:
+    """The tags of a deployment's instance (`index`: a cluster node)."""
+    tags = {DEPLOYMENT_TAG: deployment}
+    if index is not None:
+        tags[NODE_TAG] = str(index)
+    return tags
+
+
 def rule_description(deployment: str) -> str:
     """The description of the firewall rule `up` adds for a public serving port."""
     return f"{PREFIX} {deployment}"

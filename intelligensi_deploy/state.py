@@ -41,6 +41,7 @@ class NodeRecord(BaseModel):
     ip: str | None = None
     host_key: str | None = None
     container_name: str = ""
+    launched_at: float | None = None  # when Lambda gave its id (epoch seconds)
 
     @property
     def role(self) -> str:
@@ -76,6 +77,8 @@ class Deployment(BaseModel):
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
     firewall_rule: dict[str, Any] | None = None
+    launched_at: float | None = None  # the instance's launch (node 1's for a cluster)
+    price_cents_per_hour: int | None = None  # per instance, from GET /instance-types at launch
     nodes: list[NodeRecord] = []
     ray_rule_ips: list[str] = []
     created_at: float = 0.0
@@ -214,7 +217,8 @@ def set_node(tracker: Tracker, node: NodeRecord) -> Deployment:
     fields: dict[str, Any] = {"nodes": nodes}
     if node.index == 1:
         fields.update(instance_id=node.instance_id, ip=node.ip, host_key=node.host_key,
-                      region=node.region, container_name=node.container_name)
+                      region=node.region, container_name=node.container_name,
+                      launched_at=node.launched_at)
     return tracker.update(**fields) if tracker.recorded else tracker.record(**fields)
 
 
@@ -223,5 +227,5 @@ def drop_node(tracker: Tracker, index: int) -> Deployment:
     nodes = [n for n in tracker.dep.nodes if n.index != index]
     fields: dict[str, Any] = {"nodes": nodes}
     if index == 1:
-        fields.update(instance_id=None, ip=None, host_key=None)
+        fields.update(instance_id=None, ip=None, host_key=None, launched_at=None)
     return tracker.update(**fields)

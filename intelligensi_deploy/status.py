@@ -7,15 +7,23 @@ to ask.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from intelligensi_deploy.cost import record_spend
 from intelligensi_deploy.state_records import holds_resources, nothing_launched_message
 
 
-def record_status(record: Mapping[str, Any]) -> dict[str, Any]:
+def record_status(record: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
     """The report of one record: from the file when it holds nothing, else asked live
-    (status_live.py)."""
+    (status_live.py); with what it costs (`cost`: price per hour, uptime, spend so far)."""
+    report = _seen(record)
+    report["cost"] = record_spend(record, time.time() if now is None else now)
+    return report
+
+
+def _seen(record: Mapping[str, Any]) -> dict[str, Any]:
     if record.get("phase") != "down" and holds_resources(record):
         from intelligensi_deploy.status_live import live_status  # lazy: pydantic, ssh: live only
 

@@ -7,13 +7,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from intelligensi_deploy.cost import describe_spend
+
 
 def render(reports: list[dict[str, Any]]) -> None:
     console = Console(highlight=False)
     if not reports:
         console.print("No deployments. Start one with `fluxdeploy up --preset local`.")
         return
-    table = Table("name", "preset", "phase", "where", "image", "container", "server")
+    table = Table("name", "preset", "phase", "where", "image", "container", "server", "cost")
     for r in reports:
         where = r.get("ip") or ("local" if r["provider"] == "local" else "-")
         if r.get("instance_id"):
@@ -23,7 +25,8 @@ def render(reports: list[dict[str, Any]]) -> None:
         image = (r.get("container") or {}).get("image") or r.get("image") or "-"
         source = {"bundled": "built on host", "registry": "pulled"}.get(r.get("image_source") or "")
         image = f"{image} ({source})" if source else image
-        table.add_row(r["name"], r["preset"], r["phase"], where, image, container, server)
+        table.add_row(r["name"], r["preset"], r["phase"], where, image, container, server,
+                      describe_spend(r.get("cost")))
     console.print(table)
     for r in reports:
         if r.get("nodes"):
@@ -33,8 +36,10 @@ def render(reports: list[dict[str, Any]]) -> None:
 def cluster_table(report: dict[str, Any]) -> Any:
     """A cluster's nodes, each with its container and the replicas /ready places there."""
     ready = (report.get("ready") or {}).get("replicas_ready") or "?"
-    table = Table("node", "role", "ip", "instance", "container", "replicas",
-                  title=f"{report['name']}: replicas ready {ready}")
+    table = Table("node", "role", "ip", "instance", "container", "replicas", "cost",
+                  title=f"{report['name']}: replicas ready {ready}; "
+                        f"{describe_spend(report.get('cost'))}")
+    costs = {row["index"]: row for row in (report.get("cost") or {}).get("nodes") or []}
     by_ip: dict[str, list[str]] = {}
     for row in report.get("replicas") or []:
         text = f"{row.get('replica')}: {row.get('state')}"
@@ -45,5 +50,6 @@ def cluster_table(report: dict[str, Any]) -> Any:
         container = (node.get("container") or {}).get("status") or node.get("error") or "-"
         table.add_row(str(node["index"]), node["role"], node.get("ip") or "-",
                       node.get("instance_id") or "-", container,
-                      "\n".join(by_ip.get(str(node.get("ip")), [])) or "-")
+                      "\n".join(by_ip.get(str(node.get("ip")), [])) or "-",
+                      describe_spend(costs.get(node["index"])))
     return table

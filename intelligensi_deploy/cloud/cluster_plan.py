@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from intelligensi_deploy import names
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.cloud.lambda_errors import InsufficientCapacity, QuotaExceeded
 from intelligensi_deploy.cloud.lambda_types import InstanceType
@@ -23,6 +22,7 @@ from intelligensi_deploy.cloud.provision import (
     terminate_if_present,
 )
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.names import instance_tags, node_name
 
 
 class ClusterCapacityError(FluxdeployError):
@@ -47,11 +47,17 @@ class ClusterLaunchPlan:
     node_names: tuple[str, ...]  # every node, node 1 (the Ray head) first
     to_launch: tuple[str, ...]
     fallback_regions: tuple[str, ...] = ()  # other regions, usable while nothing is launched
+    deployment: str = ""  # tagged on every node at launch
+    price_cents_per_hour: int = 0  # per node
+
+    def tags(self, name: str) -> dict[str, str]:
+        """The launch tags of node `name` (its deployment and its index)."""
+        return instance_tags(self.deployment, self.node_names.index(name) + 1)
 
 
 def node_names(deployment: str, nodes: int) -> tuple[str, ...]:
     """``fluxdeploy-<name>-node1`` ... (node 1 is the Ray head)."""
-    return tuple(names.node_name(deployment, i) for i in range(1, nodes + 1))
+    return tuple(node_name(deployment, i) for i in range(1, nodes + 1))
 
 
 def _choices(nodes: int, instance_type: str, types: Sequence[InstanceType]) -> str:
@@ -67,7 +73,9 @@ def plan_cluster_launch(instance_types: Sequence[InstanceType], instance_type: s
     usable region lists capacity (a multi-node cluster skips regions where Lambda's firewall
     does not apply: Ray's ports have no authentication and must not be open to the world)."""
     names = node_names(deployment, nodes)
-    available = find_type(instance_types, instance_type).regions_with_capacity_available
+    chosen = find_type(instance_types, instance_type)
+    available = chosen.regions_with_capacity_available
+    price = chosen.price_cents_per_hour
     done = {node.name for node in recorded}
     missing = tuple(name for name in names if name not in done)
     if recorded:
@@ -86,7 +94,8 @@ def plan_cluster_launch(instance_types: Sequence[InstanceType], instance_type: s
                 fix="Run `fluxdeploy up` again later to finish the cluster, or `fluxdeploy "
                     "down` to stop paying for the nodes already running.",
                 doc="cluster-capacity")
-        return ClusterLaunchPlan(instance_type, region, names, missing)
+        return ClusterLaunchPlan(instance_type, region, names, missing,
+                                 deployment=deployment, price_cents_per_hour=price)
     wanted = list(dict.fromkeys(preferred_regions)) or list(available)
     usable = [r for r in wanted if r in available
               and (nodes == 1 or r not in FIREWALL_EXEMPT_REGIONS)]
@@ -99,7 +108,8 @@ def plan_cluster_launch(instance_types: Sequence[InstanceType], instance_type: s
         raise ClusterCapacityError(
             f"No capacity for {nodes} x {instance_type} in {where}{why}. Nothing was launched.",
             fix=_choices(nodes, instance_type, instance_types), doc="cluster-capacity")
-    return ClusterLaunchPlan(instance_type, usable[0], names, missing, tuple(usable[1:]))
+    return ClusterLaunchPlan(instance_type, usable[0], names, missing, tuple(usable[1:]),
+                             deployment=deployment, price_cents_per_hour=price)
 
 
 def launch_cluster(client: LambdaClient, plan: ClusterLaunchPlan, ssh_key_name: str, *,
@@ -118,7 +128,8 @@ def launch_cluster(client: LambdaClient, plan: ClusterLaunchPlan, ssh_key_name: 
     for region in regions:
         try:
             for name in plan.to_launch:
-                ids = client.launch(region, plan.instance_type, ssh_key_name, name=name)
+                ids = client.launch(region, plan.instance_type, ssh_key_name, name=name,
+                                    tags=plan.tags(name))
                 node = RecordedNode(name, ids[0], region)
                 nodes.append(node)
                 on_launched(node)

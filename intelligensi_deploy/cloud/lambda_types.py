@@ -56,9 +56,16 @@ class Instance:
     hostname: str | None = None
     ssh_key_names: tuple[str, ...] = ()
     file_system_names: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()  # (key, value), as launched
+    price_cents_per_hour: int | None = None  # the instance type's price
+
+    def tag(self, key: str) -> str | None:
+        """The value of tag `key`, if the instance carries it."""
+        return next((value for k, value in self.tags if k == key), None)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Instance:
+        price = data["instance_type"].get("price_cents_per_hour")
         return cls(
             id=data["id"],
             status=data["status"],
@@ -70,6 +77,8 @@ class Instance:
             hostname=data.get("hostname"),
             ssh_key_names=tuple(data.get("ssh_key_names", ())),
             file_system_names=tuple(data.get("file_system_names", ())),
+            tags=tuple((str(t["key"]), str(t["value"])) for t in data.get("tags") or ()),
+            price_cents_per_hour=int(price) if price is not None else None,
         )
 
 

@@ -158,14 +158,17 @@ def firewall_applies(region: str) -> bool:
 def launch_first_available(client: LambdaClient, instance_type: str,
                            preferred_regions: Sequence[str], ssh_key_name: str, *,
                            name: str, file_system: str | None = None,
+                           tags: Mapping[str, str] | None = None,
+                           instance_types: Sequence[InstanceType] | None = None,
                            on_launched: Callable[[str, str], None]) -> Launched:
     """Launch one instance in the first preferred region that takes it.
 
     ``on_launched(instance_id, region)`` is called as soon as the API returns the id. An
     insufficient-capacity answer moves on to the next region. A file system pins the launch
     to its region (it is created in the first candidate region when it does not exist yet).
+    ``tags`` are set on the instance; ``instance_types``, when given, saves listing them again.
     """
-    types = client.instance_types()
+    types = list(instance_types) if instance_types is not None else client.instance_types()
     candidates = choose_regions(types, instance_type, preferred_regions)
     fs_region = _file_system_region(client, file_system) if file_system else None
     if fs_region is not None:
@@ -178,7 +181,8 @@ def launch_first_available(client: LambdaClient, instance_type: str,
             continue
         try:
             ids = client.launch(region, instance_type, ssh_key_name, name=name,
-                                file_system_names=[file_system] if file_system else None)
+                                file_system_names=[file_system] if file_system else None,
+                                tags=tags)
         except InsufficientCapacity:
             tried.append(region)
             continue

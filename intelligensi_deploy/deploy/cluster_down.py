@@ -54,4 +54,5 @@ def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
             else:
                 ui.detail(f"node {node.index}: instance {node.instance_id} was already gone")
         drop_node(tracker, node.index)
-    return tracker.update(phase="down", instance_id=None, ip=None, host_key=None)
+    return tracker.update(phase="down", instance_id=None, ip=None, host_key=None,
+                          launched_at=None)

@@ -4,6 +4,7 @@ address; Ray's ports open to the nodes' own addresses only; an SSH connection to
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from intelligensi_deploy.cloud import provision
@@ -14,7 +15,13 @@ from intelligensi_deploy.cloud.cluster_plan import (
 )
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.cloud.ray_ports import RAY_PORTS, merge_ray_rules
-from intelligensi_deploy.deploy.launch import ensure_account_key, instance_gone, open_public_port
+from intelligensi_deploy.deploy.launch import (
+    Approve,
+    approve_launch,
+    ensure_account_key,
+    instance_gone,
+    open_public_port,
+)
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.machines import connect_node
 from intelligensi_deploy.presets import Preset
@@ -24,8 +31,9 @@ from intelligensi_deploy.state import NodeRecord, Tracker, drop_node, set_node
 
 
 def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient,
-                 boot_timeout: float) -> list[NodeRecord]:
-    """Every node launched (or reused) and active with an address; recorded as it goes."""
+                 boot_timeout: float, approve: Approve | None = None) -> list[NodeRecord]:
+    """Every node launched (or reused) and active with an address; recorded as it goes.
+    Before a launch: the price line (per node and for the cluster) and `approve`."""
     assert preset.lambda_ is not None and preset.scale is not None
     machine, count = preset.lambda_, preset.scale.nodes
     name = tracker.dep.name
@@ -38,9 +46,13 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
             drop_node(tracker, node.index)
         else:
             recorded.append(RecordedNode(node.name, node.instance_id, node.region or ""))
-    plan = plan_cluster_launch(client.instance_types(), machine.instance_type, machine.regions,
-                               name, count, recorded)
+    types = client.instance_types()
+    plan = plan_cluster_launch(types, machine.instance_type, machine.regions, name, count,
+                               recorded)
     if plan.to_launch:
+        approve_launch(types, machine.instance_type, [plan.region], len(plan.to_launch), ui,
+                       approve)
+        tracker.update(price_cents_per_hour=plan.price_cents_per_hour)
         ensure_account_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
         ui.step(f"Launching {len(plan.to_launch)} x {machine.instance_type} in {plan.region} "
                 f"(a cluster of {count}: node 1 is the Ray head and the endpoint)")
@@ -50,7 +62,8 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
 
     def launched(node: RecordedNode) -> None:
         set_node(tracker, NodeRecord(index=index_of[node.name], name=node.name,
-                                     instance_id=node.instance_id, region=node.region))
+                                     instance_id=node.instance_id, region=node.region,
+                                     launched_at=time.time()))
         tracker.update(phase="booting", region=tracker.dep.region or node.region)
         ui.detail(f"launched {node.name} ({node.instance_id}) in {node.region}; recorded "
                   "(billing starts now; `fluxdeploy down` terminates it)")

@@ -32,6 +32,7 @@ from intelligensi_deploy.deploy.cluster_launch import (
     launch_nodes,
     open_cluster_ports,
 )
+from intelligensi_deploy.deploy.launch import Approve
 from intelligensi_deploy.deploy.reporter import NodeReporter, Reporter
 from intelligensi_deploy.deploy.steps import (
     bundled_plan,
@@ -50,9 +51,9 @@ from intelligensi_deploy.state import Deployment, NodeRecord, Tracker, set_node
 def up_cluster(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, *,
                force: bool, environ: Mapping[str, str] = os.environ,
                build_flags: Mapping[str, str] | None = None, boot_timeout: float = 1800.0,
-               ssh_timeout: float = 300.0) -> Deployment:
+               ssh_timeout: float = 300.0, approve: Approve | None = None) -> Deployment:
     """Bring the whole cluster up (or resume it) and wait until enough replicas are ready."""
-    launch_nodes(preset, tracker, ui, client, boot_timeout)
+    launch_nodes(preset, tracker, ui, client, boot_timeout, approve)
     open_cluster_ports(preset, tracker, ui, client)
     hosts = connect_nodes(tracker, ui, ssh_timeout)
     try:

@@ -10,6 +10,7 @@ from intelligensi_deploy import names, secrets
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.deploy.cluster_down import down_cluster
 from intelligensi_deploy.deploy.cluster_up import up_cluster
+from intelligensi_deploy.deploy.launch import Approve
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.single import down_single, up_single
 from intelligensi_deploy.errors import FluxdeployError
@@ -51,13 +52,14 @@ def up(
     ssh_host: str | None = None, environ: Mapping[str, str] = os.environ,
     lambda_client: Callable[[], LambdaClient] | None = None,
     boot_timeout: float = 1800.0, ssh_timeout: float = 300.0, preset_ref: str | None = None,
-    build_flags: Mapping[str, str] | None = None,
+    build_flags: Mapping[str, str] | None = None, approve: Approve | None = None,
 ) -> Deployment:
     """Deploy `preset` as deployment `name` (default: the preset's name), resuming if recorded.
 
     `preset_ref` is how the preset is found again later (its name, or its file's absolute
     path): `status`, `doctor` and a resumed `up` reload it from there. `build_flags` are the
-    `--build KEY=VALUE` overrides of the preset's build section (image: bundled).
+    `--build KEY=VALUE` overrides of the preset's build section (image: bundled). `approve`
+    is asked after the price line, before an instance is launched (None: go ahead).
     """
     name = name or preset.name
     if preset.gated and secrets.hf_token(environ) is None:
@@ -69,9 +71,10 @@ def up(
     if client is not None and preset.scale is not None and preset.scale.nodes > 1:
         return up_cluster(preset, tracker, ui, client, force=force, environ=environ,
                           build_flags=build_flags, boot_timeout=boot_timeout,
-                          ssh_timeout=ssh_timeout)
+                          ssh_timeout=ssh_timeout, approve=approve)
     return up_single(preset, tracker, ui, client, force=force, environ=environ,
-                     build_flags=build_flags, boot_timeout=boot_timeout, ssh_timeout=ssh_timeout)
+                     build_flags=build_flags, boot_timeout=boot_timeout, ssh_timeout=ssh_timeout,
+                     approve=approve)
 
 
 def _tracker(preset: Preset, name: str, store: StateStore, ui: Reporter, *, force: bool,

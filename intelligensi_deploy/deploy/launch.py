@@ -5,11 +5,15 @@ wait until it is active, open the public port when the preset asks, then connect
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Sequence
 
 from intelligensi_deploy import names
 from intelligensi_deploy.cloud import provision
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.cloud.lambda_errors import LambdaAPIError
+from intelligensi_deploy.cloud.lambda_types import InstanceType
+from intelligensi_deploy.cost import price_line
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.machines import connect
@@ -18,11 +22,34 @@ from intelligensi_deploy.remote.host_protocol import Host
 from intelligensi_deploy.remote.ssh_host import wait_for_ssh
 from intelligensi_deploy.state import Tracker
 
+Approve = Callable[[str], bool]  # asked before anything bills: the price line -> go ahead?
+
+
+class LaunchDeclined(FluxdeployError):
+    """The user said no at the price line: nothing was launched."""
+
+
+def approve_launch(types: Sequence[InstanceType], instance_type: str, regions: Sequence[str],
+                   nodes: int, ui: Reporter, approve: Approve | None) -> int:
+    """Show what the launch will cost (before anything bills) and ask `approve`, when given
+    (a terminal without --yes); returns the price per instance in cents per hour."""
+    cents = provision.find_type(types, instance_type).price_cents_per_hour
+    line = f"Launching {price_line(instance_type, cents, nodes)}, billed until `fluxdeploy down`"
+    ui.step(line)
+    if not provision.choose_regions(types, instance_type, regions):
+        return cents  # no capacity anywhere it may go: the launch says so, nothing to ask
+    if approve is not None and not approve("Launch and start billing?"):
+        raise LaunchDeclined("Nothing was launched (declined at the price).",
+                             fix="Run `fluxdeploy up` again and answer yes, or pass --yes.")
+    return cents
+
 
 def provision_lambda(
-    preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, boot_timeout: float
+    preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, boot_timeout: float,
+    approve: Approve | None = None,
 ) -> None:
-    """Reuse the recorded instance if it still exists, else launch one; wait until active."""
+    """Reuse the recorded instance if it still exists, else launch one (after the price line
+    and, on a terminal, `approve`); wait until active."""
     assert preset.lambda_ is not None
     machine = preset.lambda_
     dep = tracker.dep
@@ -30,24 +57,28 @@ def provision_lambda(
         if instance_gone(client, dep.instance_id):
             ui.warn(f"Recorded instance {dep.instance_id} is gone; launching a new one.")
             # the firewall rule is account-wide and outlives the instance: keep it recorded
-            tracker.update(instance_id=None, ip=None, host_key=None, phase="launching")
+            tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None,
+                           phase="launching")
             if not tracker.dep.firewall_rule:
                 tracker.forget()  # nothing left to track until the new launch
         else:
             ui.step(f"Reusing instance {dep.instance_id} in {dep.region}")
     if not tracker.dep.instance_id:
+        types = client.instance_types()
+        cents = approve_launch(types, machine.instance_type, machine.regions, 1, ui, approve)
         ensure_account_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
-        ui.step(f"Launching {machine.instance_type} (regions in order: "
-                f"{', '.join(machine.regions) or 'any with capacity'})")
+        ui.detail(f"regions in order: {', '.join(machine.regions) or 'any with capacity'}")
 
         def launched(instance_id: str, region: str) -> None:
-            tracker.record(instance_id=instance_id, region=region, phase="booting")
+            tracker.record(instance_id=instance_id, region=region, phase="booting",
+                           launched_at=time.time(), price_cents_per_hour=cents)
             ui.detail(f"launched {instance_id} in {region}; recorded (billing starts now; "
                       "`fluxdeploy down` terminates it)")
 
         provision.launch_first_available(
             client, machine.instance_type, machine.regions, machine.ssh_key_name,
             name=names.instance_name(tracker.dep.name), file_system=machine.file_system,
+            tags=names.instance_tags(tracker.dep.name), instance_types=types,
             on_launched=launched,
         )
     instance_id = tracker.dep.instance_id

@@ -21,7 +21,7 @@ from intelligensi_deploy.container_plan import (
     hf_cache_path,
     plan_container,
 )
-from intelligensi_deploy.deploy.launch import connect_waiting, provision_lambda
+from intelligensi_deploy.deploy.launch import Approve, connect_waiting, provision_lambda
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.steps import (
     bundled_plan,
@@ -40,10 +40,11 @@ from intelligensi_deploy.state import Deployment, Tracker
 
 def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient | None, *,
               force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None,
-              boot_timeout: float, ssh_timeout: float) -> Deployment:
+              boot_timeout: float, ssh_timeout: float, approve: Approve | None = None
+              ) -> Deployment:
     """The machine (launched on Lambda when `client` is given), its container, `/ready`."""
     if client is not None:
-        provision_lambda(preset, tracker, ui, client, boot_timeout)
+        provision_lambda(preset, tracker, ui, client, boot_timeout, approve)
     host = connect_waiting(tracker, ui, ssh_timeout)
     try:
         tracker.update(phase="deploying")
@@ -127,7 +128,8 @@ def down_single(dep: Deployment, tracker: Tracker, ui: Reporter,
                 ui.step(f"Terminated instance {dep.instance_id} (billing stops)")
             else:
                 ui.detail(f"instance {dep.instance_id} was already gone")
-        tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None)
+        tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None,
+                       launched_at=None)
     return tracker.update(phase="down")
 
 
