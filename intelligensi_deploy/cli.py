@@ -299,9 +299,9 @@ def doctor(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--js
 
     Exit code 0 when no check failed, 1 when one failed, 2 when doctor could not run.
     """
-    from intelligensi_deploy.doctor import run as doctor_run
+    from intelligensi_deploy.doctor import command as doctor_command  # lazy: httpx, paramiko
 
-    raise typer.Exit(doctor_run.main(name, as_json=as_json))
+    raise typer.Exit(doctor_command.main(name, as_json=as_json))
 
 
 @app.command()
@@ -310,9 +310,9 @@ def diagnose(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Diagnose a saved log (docker logs dump, pasted output). Exit 1 if an error is found."""
-    from intelligensi_deploy.doctor import run as doctor_run
+    from intelligensi_deploy.doctor import diagnose_command  # lazy: rich, only when it runs
 
-    raise typer.Exit(doctor_run.diagnose_main(file, as_json=as_json))
+    raise typer.Exit(diagnose_command.diagnose_main(file, as_json=as_json))
 
 
 def _exit_interrupted(exc: BaseException) -> None:

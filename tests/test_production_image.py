@@ -31,7 +31,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from intelligensi_deploy.doctor.diagnose import diagnose
+from intelligensi_deploy.diagnosis.diagnose import diagnose
 from tests.fixtures.docker_env import (  # noqa: F401  (pytest fixtures)
     BASE_IMAGE,
     REPO_ROOT,

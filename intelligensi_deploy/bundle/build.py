@@ -27,7 +27,8 @@ from intelligensi_deploy.bundle.context import (
 )
 from intelligensi_deploy.bundle.progress import BuildEvent, BuildProgress
 from intelligensi_deploy.bundle.settings import BuildSettings
-from intelligensi_deploy.doctor.build_failure import FAILED_HEADER
+from intelligensi_deploy.diagnosis.build_failure import FAILED_HEADER, build_failure_finding
+from intelligensi_deploy.diagnosis.diagnose import clean_lines
 from intelligensi_deploy.errors import FluxdeployError
 
 if TYPE_CHECKING:
@@ -116,9 +117,6 @@ def build_image(
         result = docker.run_docker(build_argv(plan), stdin=tar,
                                    timeout=timeout, on_output=feed)
     if not result.ok:
-        from intelligensi_deploy.doctor.build_failure import build_failure_finding
-        from intelligensi_deploy.doctor.diagnose import clean_lines
-
         log = failure_log(plan.tag, result.returncode, progress)
         finding = build_failure_finding(clean_lines("\n".join(log)))
         cause = finding.title if finding else "see the last lines"

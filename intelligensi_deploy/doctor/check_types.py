@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from intelligensi_deploy.doctor.findings import Finding
+from intelligensi_deploy.diagnosis.findings import Finding
 
 Status = Literal["pass", "warn", "fail", "skip"]
 
@@ -109,7 +109,7 @@ class DoctorReport:
         return any(c.status == "fail" for c in self.checks)
 
 
-
-def _result(check_id: str, title: str, status: Status, evidence: Iterable[str] = (),
-            fix: str = "", doc: str = "", findings: Iterable[Finding] = ()) -> CheckResult:
+def make_result(check_id: str, title: str, status: Status, evidence: Iterable[str] = (),
+                fix: str = "", doc: str = "", findings: Iterable[Finding] = ()) -> CheckResult:
+    """A `CheckResult` from any iterables (every check builds its result with this)."""
     return CheckResult(check_id, title, status, tuple(evidence), fix, doc, tuple(findings))

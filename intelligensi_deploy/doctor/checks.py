@@ -3,9 +3,10 @@
 Each check is a small function over injected dependencies (`DoctorDeps`) and the facts the
 earlier checks gathered (`Facts`); it returns a `CheckResult` (pass, warn, fail or skip, with
 evidence, a fix and a PLAYBOOK.md anchor). `CHECKS` is their order; `doctor.runner.run_checks`
-runs them, skipping a check whose prerequisite failed. Nothing here restarts, removes or changes anything:
-the only commands run are `true`, `docker version` / `info` / `inspect` / `logs`, `nvidia-smi -L`,
-and HTTP GETs of `/health` and `/ready`; the Lambda API is only read.
+runs them, skipping a check whose prerequisite failed. Nothing here restarts, removes or
+changes anything: the only commands run are `true`, `docker version` / `info` / `inspect` /
+`logs`, `nvidia-smi -L`, and HTTP GETs of `/health` and `/ready`; the Lambda API is only read.
+The HTTP, cluster and image checks live in their own modules and are registered here.
 """
 
 from __future__ import annotations
@@ -14,30 +15,27 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-# Re-exported: `doctor.checks` stays where commands and tests import doctor's names from.
-from intelligensi_deploy.doctor.check_types import (  # noqa: F401
+from intelligensi_deploy import secrets
+from intelligensi_deploy.diagnosis.diagnose import diagnose
+from intelligensi_deploy.diagnosis.findings import make_finding
+from intelligensi_deploy.doctor.check_types import (
     Check,
     CheckResult,
-    DockerLike,
     DoctorDeps,
-    DoctorReport,
     Facts,
-    HttpAnswer,
     Status,
-    _result,
+    make_result,
 )
 from intelligensi_deploy.doctor.cluster_check import check_cluster, not_a_cluster
-from intelligensi_deploy.doctor.diagnose import diagnose
-from intelligensi_deploy.doctor.findings import make_finding
-from intelligensi_deploy.doctor.http_checks import (  # noqa: F401
-    _deployed_port,
+from intelligensi_deploy.doctor.http_checks import (
     check_external,
     check_health,
     check_ready,
     external_not_applicable,
-    tunnel_command,
 )
+from intelligensi_deploy.doctor.image_check import check_bundled_image, not_bundled
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.presets import GATED_MODELS
 from intelligensi_deploy.redact import secret_values
 
 # --------------------------------------------------------------------------- helpers
@@ -68,7 +66,7 @@ def check_preset(deps: DoctorDeps, facts: Facts) -> CheckResult:
     title = "Preset is valid"
     facts.preset = deps.load_preset(deps.deployment.preset)
     p = facts.preset
-    return _result("preset", title, "pass", [
+    return make_result("preset", title, "pass", [
         f"preset {p.name}: provider {p.provider}, image {p.image}",
         (f"model {p.server.model}, memory {p.server.memory}, quant {p.server.quant}, "
         f"port {p.port}, exposure {p.exposure}"),
@@ -77,35 +75,32 @@ def check_preset(deps: DoctorDeps, facts: Facts) -> CheckResult:
 
 def check_tokens(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """Which token variables are set (names only); a gated model without an HF token warns."""
-    from intelligensi_deploy import secrets
-    from intelligensi_deploy.presets import GATED_MODELS
-
     title = "Tokens in the environment (names only)"
     present = secrets.present_token_names(deps.environ)
     evidence = [f"set: {', '.join(present) if present else 'none'}"]
     model = facts.preset.server.model
     if model in GATED_MODELS and secrets.hf_token(deps.environ) is None:
-        return _result("tokens", title, "warn", evidence + [f"{model} is gated: no HF_TOKEN"],
-                       fix="export HF_TOKEN=<token with access to the model> and run "
-                       "`fluxdeploy up` again (the container reads it from its env file).",
-                       doc="hf-auth")
+        return make_result("tokens", title, "warn", evidence + [f"{model} is gated: no HF_TOKEN"],
+                           fix="export HF_TOKEN=<token with access to the model> and run "
+                           "`fluxdeploy up` again (the container reads it from its env file).",
+                           doc="hf-auth")
     if str(facts.preset.image).startswith("ghcr.io/") and not secrets.ghcr_token(deps.environ):
         evidence.append("no GHCR_TOKEN: pulls from ghcr.io work only for a public image")
-    return _result("tokens", title, "pass", evidence)
+    return make_result("tokens", title, "pass", evidence)
 
 
 def check_lambda_key(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """The Lambda API key is set and accepted (one read-only call)."""
     title = "Lambda API key is accepted"
     if deps.lambda_client is None:
-        return _result("lambda-key", title, "fail", ["no Lambda client available"],
-                       fix="export LAMBDA_API_KEY=<key from https://cloud.lambda.ai/api-keys>",
-                       doc="lambda-api-key")
+        return make_result("lambda-key", title, "fail", ["no Lambda client available"],
+                           fix="export LAMBDA_API_KEY=<key from https://cloud.lambda.ai/api-keys>",
+                           doc="lambda-api-key")
     facts.client = deps.lambda_client()
     instances = facts.client.list_instances()
     facts.instances = {i.id: i for i in instances}
-    return _result("lambda-key", title, "pass",
-                   [f"the API answered: {len(instances)} instance(s) in the account"])
+    return make_result("lambda-key", title, "pass",
+                       [f"the API answered: {len(instances)} instance(s) in the account"])
 
 
 def check_instance(deps: DoctorDeps, facts: Facts) -> CheckResult:
@@ -113,31 +108,31 @@ def check_instance(deps: DoctorDeps, facts: Facts) -> CheckResult:
     title = "Instance is active"
     dep = deps.deployment
     if not dep.instance_id:
-        return _result("instance", title, "fail", ["the deployment has no instance id"],
-                       fix="Run `fluxdeploy up` to launch (or resume) it.", doc="lambda-boot")
+        return make_result("instance", title, "fail", ["the deployment has no instance id"],
+                           fix="Run `fluxdeploy up` to launch (or resume) it.", doc="lambda-boot")
     try:
         inst = facts.instances.get(dep.instance_id) or facts.client.get_instance(dep.instance_id)
     except FluxdeployError as exc:
         if getattr(exc, "code", None) != "global/object-does-not-exist":
             raise
-        return _result("instance", title, "fail",
-                       [f"instance {dep.instance_id} no longer exists (terminated?)"],
-                       fix="`fluxdeploy down` to forget it, then `fluxdeploy up`.",
-                       doc="lambda-boot")
+        return make_result("instance", title, "fail",
+                           [f"instance {dep.instance_id} no longer exists (terminated?)"],
+                           fix="`fluxdeploy down` to forget it, then `fluxdeploy up`.",
+                           doc="lambda-boot")
     facts.instance = inst
     evidence = [(f"instance {inst.id}: {inst.status}, ip {inst.ip or 'none yet'}, "
                 f"region {inst.region}, type {inst.instance_type}")]
     if dep.ip and inst.ip and dep.ip != inst.ip:
         evidence.append(f"the state remembers ip {dep.ip}, the API says {inst.ip}")
     if inst.status == "active":
-        return _result("instance", title, "pass", evidence)
+        return make_result("instance", title, "pass", evidence)
     if inst.status == "booting":
-        return _result("instance", title, "warn", evidence,
-                       fix="Wait: boot takes minutes (8-GPU machines up to ~25 min).",
+        return make_result("instance", title, "warn", evidence,
+                           fix="Wait: boot takes minutes (8-GPU machines up to ~25 min).",
+                           doc="lambda-boot")
+    return make_result("instance", title, "fail", evidence,
+                       fix="The VM is gone or broken: `fluxdeploy down`, then `fluxdeploy up`.",
                        doc="lambda-boot")
-    return _result("instance", title, "fail", evidence,
-                   fix="The VM is gone or broken: `fluxdeploy down`, then `fluxdeploy up`.",
-                   doc="lambda-boot")
 
 
 # --------------------------------------------------------------------------- 3-5. host
@@ -151,17 +146,17 @@ def check_host(deps: DoctorDeps, facts: Facts) -> CheckResult:
     result = facts.host.run(["true"], timeout=30)
     label = getattr(facts.host, "label", "host")
     if not result.ok:
-        return _result("ssh", title, "fail", [f"`true` on {label} exited {result.returncode}"],
-                       fix="Check the SSH user and key in the preset.", doc="ssh-auth")
+        return make_result("ssh", title, "fail", [f"`true` on {label} exited {result.returncode}"],
+                           fix="Check the SSH user and key in the preset.", doc="ssh-auth")
     if _provider(deps) == "local":
-        return _result("ssh", "Host", "pass", ["this machine (provider local: no SSH)"])
+        return make_result("ssh", "Host", "pass", ["this machine (provider local: no SSH)"])
     if not dep.host_key:
-        return _result("ssh", title, "warn", [f"{label} answered",
+        return make_result("ssh", title, "warn", [f"{label} answered",
                                                "no host key is pinned for this deployment"],
-                       fix="Run `fluxdeploy up` once more to pin the host key.",
-                       doc="ssh-host-key-changed")
-    return _result("ssh", title, "pass",
-                   [f"{label} answered with the pinned host key {dep.host_key.split()[0]}"])
+                           fix="Run `fluxdeploy up` once more to pin the host key.",
+                           doc="ssh-host-key-changed")
+    return make_result("ssh", title, "pass",
+                       [f"{label} answered with the pinned host key {dep.host_key.split()[0]}"])
 
 
 def check_docker(deps: DoctorDeps, facts: Facts) -> CheckResult:
@@ -170,17 +165,17 @@ def check_docker(deps: DoctorDeps, facts: Facts) -> CheckResult:
     facts.docker = deps.docker_for(facts.host)
     result = facts.docker.run_docker(["info", "--format", "{{json .}}"], timeout=30)
     if not result.ok:
-        return _result("docker", title, "fail", _tail(result.output, 3),
-                       fix="Start Docker on the host (`sudo systemctl start docker`).",
-                       doc="docker-daemon")
+        return make_result("docker", title, "fail", _tail(result.output, 3),
+                           fix="Start Docker on the host (`sudo systemctl start docker`).",
+                           doc="docker-daemon")
     try:
         facts.docker_info = json.loads(result.stdout or "{}")
     except ValueError:
         facts.docker_info = {}
     info = facts.docker_info
     runtimes = ", ".join(sorted(info.get("Runtimes") or {})) or "unknown"
-    return _result("docker", title, "pass",
-                   [f"Docker {info.get('ServerVersion', '?')} (runtimes: {runtimes})"])
+    return make_result("docker", title, "pass",
+                       [f"Docker {info.get('ServerVersion', '?')} (runtimes: {runtimes})"])
 
 
 def _gpu_not_needed(deps: DoctorDeps, facts: Facts) -> str | None:
@@ -196,29 +191,16 @@ def check_gpu(deps: DoctorDeps, facts: Facts) -> CheckResult:
     cdi = json.dumps(facts.docker_info.get("DiscoveredDevices") or [])
     evidence = gpus or _tail(smi.output, 2) or [f"`nvidia-smi -L` exited {smi.returncode}"]
     if not smi.ok or not gpus:
-        return _result("gpu", title, "fail", evidence,
-                       fix="The host has no working NVIDIA driver: use a GPU instance image "
-                       "(Lambda Stack) or install the driver.", doc="nvidia-runtime",
-                       findings=[make_finding("nvidia-runtime", evidence)])
+        return make_result("gpu", title, "fail", evidence,
+                           fix="The host has no working NVIDIA driver: use a GPU instance image "
+                           "(Lambda Stack) or install the driver.", doc="nvidia-runtime",
+                           findings=[make_finding("nvidia-runtime", evidence)])
     if "nvidia" not in runtimes and "nvidia.com/gpu" not in cdi:
         evidence = [*gpus, f"Docker runtimes: {', '.join(sorted(runtimes)) or 'none'}"]
-        return _result("gpu", title, "fail", evidence,
-                       fix=make_finding("nvidia-runtime").fix, doc="nvidia-runtime",
-                       findings=[make_finding("nvidia-runtime", evidence)])
-    return _result("gpu", title, "pass", [*gpus, "Docker has the nvidia runtime"])
-
-
-def _image_not_bundled(deps: DoctorDeps, facts: Facts) -> str | None:
-    from intelligensi_deploy.doctor.image_check import not_bundled
-
-    return not_bundled(deps, facts)
-
-
-def check_image(deps: DoctorDeps, facts: Facts) -> CheckResult:
-    """`image: bundled`: the build on the host succeeded (doctor/image_check.py)."""
-    from intelligensi_deploy.doctor.image_check import check_bundled_image
-
-    return check_bundled_image(deps, facts)
+        return make_result("gpu", title, "fail", evidence,
+                           fix=make_finding("nvidia-runtime").fix, doc="nvidia-runtime",
+                           findings=[make_finding("nvidia-runtime", evidence)])
+    return make_result("gpu", title, "pass", [*gpus, "Docker has the nvidia runtime"])
 
 
 # --------------------------------------------------------------------------- 5-6. container
@@ -243,8 +225,8 @@ def check_container(deps: DoctorDeps, facts: Facts) -> CheckResult:
     name = _container_name(deps)
     facts.container = facts.docker.inspect(name)
     if facts.container is None:
-        return _result("container", title, "fail", [f"no container named {name}"],
-                       fix="Run `fluxdeploy up` to start it.", doc="docker-run")
+        return make_result("container", title, "fail", [f"no container named {name}"],
+                           fix="Run `fluxdeploy up` to start it.", doc="docker-run")
     inspect = facts.container
     state = inspect.get("State") or {}
     evidence = [f"{name}: " + describe_container(inspect)[0], *describe_container(inspect)[1:]]
@@ -257,10 +239,10 @@ def check_container(deps: DoctorDeps, facts: Facts) -> CheckResult:
         findings.append(make_finding("oom-killed", evidence[:1], severity="warning"))
     if state.get("Running") and not state.get("Restarting"):
         if restarts:
-            return _result("container", title, "warn", evidence,
-                           fix="It crashed and was restarted: read the logs check below.",
-                           doc="container-crash", findings=findings)
-        return _result("container", title, "pass", evidence, findings=findings)
+            return make_result("container", title, "warn", evidence,
+                               fix="It crashed and was restarted: read the logs check below.",
+                               doc="container-crash", findings=findings)
+        return make_result("container", title, "pass", evidence, findings=findings)
     doc = findings[0].doc if findings else "container-crash"
     if state.get("Restarting"):
         what = "Container is restarting (crash loop)"
@@ -268,35 +250,32 @@ def check_container(deps: DoctorDeps, facts: Facts) -> CheckResult:
         what = "Container was created but could not start"
     else:
         what = f"Container exited ({exit_code})"
-    return _result("container", what, "fail", evidence,
-                   fix=(findings[0].fix if findings else "Read the logs check below.")
-                   + " Logs first; redeploy last.", doc=doc, findings=findings)
+    return make_result("container", what, "fail", evidence,
+                       fix=(findings[0].fix if findings else "Read the logs check below.")
+                       + " Logs first; redeploy last.", doc=doc, findings=findings)
 
 
 def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """Logs first: the last lines of the container log through the diagnosis."""
     title = f"Container log (last {deps.log_tail} lines) diagnosed"
     if facts.container is None:
-        return _result("logs", title, "skip", ["skipped: there is no container to read"])
+        return make_result("logs", title, "skip", ["skipped: there is no container to read"])
     text = facts.docker.logs(_container_name(deps), tail=deps.log_tail)
     findings = diagnose(text, secrets=_token_values(deps))
     facts.log_findings = findings
     if not findings:
         count = len([line for line in text.splitlines() if line.strip()])
-        return _result("logs", title, "pass", [f"{count} lines, no known problem"])
+        return make_result("logs", title, "pass", [f"{count} lines, no known problem"])
     evidence = [f"{f.id}: {f.evidence[0] if f.evidence else f.title}" for f in findings]
     worst = findings[0]
     status: Status = {"error": "fail", "warning": "warn"}.get(worst.severity, "pass")
     if status != "pass":
         title = f"Container log: {worst.title}"
-    return _result("logs", title, status, evidence, fix=worst.fix, doc=worst.doc,
-                   findings=findings)
+    return make_result("logs", title, status, evidence, fix=worst.fix, doc=worst.doc,
+                       findings=findings)
 
 
-# --------------------------------------------------------------------------- 7-8. HTTP
-
-
-# --------------------------------------------------------------------------- running
+# --------------------------------------------------------------------------- the order
 
 
 CHECKS: tuple[Check, ...] = (
@@ -310,8 +289,8 @@ CHECKS: tuple[Check, ...] = (
     Check("docker", "Docker daemon answers", check_docker, needs=("ssh",)),
     Check("gpu", "GPU visible to containers", check_gpu, needs=("docker", "preset"),
           not_applicable=_gpu_not_needed),
-    Check("image", "Bundled image built on the host", check_image, needs=("docker",),
-          not_applicable=_image_not_bundled),
+    Check("image", "Bundled image built on the host", check_bundled_image, needs=("docker",),
+          not_applicable=not_bundled),
     Check("container", "Container is running", check_container, needs=("docker",)),
     Check("logs", "Container log diagnosed", check_logs, needs=("docker",)),
     Check("health", "/health answers on the host", check_health, needs=("container", "preset")),

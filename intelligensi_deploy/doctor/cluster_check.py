@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from intelligensi_deploy.doctor.check_types import CheckResult, DoctorDeps, Facts, _result
-from intelligensi_deploy.doctor.cluster_findings import CLUSTER_CATALOGUE, diagnose_cluster
-from intelligensi_deploy.doctor.findings import Finding
-from intelligensi_deploy.doctor.http_checks import _get_on_host
+from intelligensi_deploy.diagnosis.cluster_findings import CLUSTER_CATALOGUE, diagnose_cluster
+from intelligensi_deploy.diagnosis.findings import Finding
+from intelligensi_deploy.doctor.check_types import CheckResult, DoctorDeps, Facts, make_result
+from intelligensi_deploy.doctor.http_checks import get_on_host
 
 TITLE = "Cluster: every node joined, replicas ready"
 
@@ -66,7 +66,7 @@ def check_cluster(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """All nodes joined and enough replicas ready; else which node, replica or rule."""
     ready: dict | None = None
     try:
-        answer = _get_on_host(deps, facts, "/ready")
+        answer = get_on_host(deps, facts, "/ready")
         ready = answer.body if isinstance(answer.body, dict) else None
     except Exception:  # noqa: BLE001 - no answer from the head is itself a finding
         ready = None
@@ -95,8 +95,8 @@ def check_cluster(deps: DoctorDeps, facts: Facts) -> CheckResult:
                + (f" (min_ready {cluster.get('min_ready')})" if cluster else ""))
     errors = [f for f in findings if f.severity == "error"]
     if not errors:
-        return _result("cluster", TITLE, "pass", [summary, *evidence])
+        return make_result("cluster", TITLE, "pass", [summary, *evidence])
     first = errors[0]
-    return _result("cluster", first.title, "fail",
-                   [summary, *evidence, *[e for f in errors for e in f.evidence]],
-                   fix=first.fix, doc=first.doc, findings=findings)
+    return make_result("cluster", first.title, "fail",
+                       [summary, *evidence, *[e for f in errors for e in f.evidence]],
+                       fix=first.fix, doc=first.doc, findings=findings)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 
+from intelligensi_deploy.diagnosis.diagnose import diagnose
+from intelligensi_deploy.diagnosis.exposure import NO_FIREWALL_REGIONS, external_cause
+from intelligensi_deploy.diagnosis.findings import make_finding
 from intelligensi_deploy.doctor.check_types import (
     CheckResult,
     DoctorDeps,
     Facts,
     HttpAnswer,
-    _result,
+    make_result,
 )
-from intelligensi_deploy.doctor.diagnose import diagnose
-from intelligensi_deploy.doctor.exposure import NO_FIREWALL_REGIONS, external_cause
-from intelligensi_deploy.doctor.findings import make_finding
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.health import ReadyStatus
 from intelligensi_deploy.redact import secret_values
 
 
@@ -32,7 +33,8 @@ def _deployed_port(deps: DoctorDeps, facts: Facts) -> int:
     return int(deps.deployment.port or facts.preset.port)
 
 
-def _get_on_host(deps: DoctorDeps, facts: Facts, path: str) -> HttpAnswer:
+def get_on_host(deps: DoctorDeps, facts: Facts, path: str) -> HttpAnswer:
+    """GET `path` on the host's 127.0.0.1 at the deployed port, through the host's tunnel."""
     with facts.host.forward(_deployed_port(deps, facts)) as local_port:
         return deps.http_get(f"http://127.0.0.1:{local_port}{path}", deps.local_timeout)
 
@@ -41,55 +43,53 @@ def check_health(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """`/health` answers 200 on the host's 127.0.0.1 (through SSH: no firewall involved)."""
     title = "/health answers on the host"
     try:
-        answer = _get_on_host(deps, facts, "/health")
+        answer = get_on_host(deps, facts, "/health")
     except FluxdeployError:
         raise  # SSH trouble: reported as such by the runner
     except Exception as exc:  # noqa: BLE001 - no answer is the finding
         return _health_failed(deps, facts, title, f"no answer: {type(exc).__name__}: {exc}")
     if answer.status == 200:
-        return _result("health", title, "pass", [f"HTTP 200 {json.dumps(answer.body)}"])
+        return make_result("health", title, "pass", [f"HTTP 200 {json.dumps(answer.body)}"])
     return _health_failed(deps, facts, title, f"HTTP {answer.status}")
 
 
 def _health_failed(deps: DoctorDeps, facts: Facts, title: str, what: str) -> CheckResult:
     loopback = [f for f in facts.log_findings if f.id == "bound-to-loopback"]
     if loopback:
-        return _result("health", title, "fail", [what, *loopback[0].evidence],
-                       fix=loopback[0].fix, doc="bound-to-loopback")
-    return _result("health", title, "fail", [what],
-                   fix="The process does not serve: read the logs check above.",
-                   doc="health-and-ready")
+        return make_result("health", title, "fail", [what, *loopback[0].evidence],
+                           fix=loopback[0].fix, doc="bound-to-loopback")
+    return make_result("health", title, "fail", [what],
+                       fix="The process does not serve: read the logs check above.",
+                       doc="health-and-ready")
 
 
 def check_ready(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """`/ready` and the phase it reports; still loading is a warning, never a reason to redeploy."""
-    from intelligensi_deploy.health import ReadyStatus
-
     title = "/ready: the model is loaded"
     try:
-        answer = _get_on_host(deps, facts, "/ready")
+        answer = get_on_host(deps, facts, "/ready")
     except Exception as exc:  # noqa: BLE001
-        return _result("ready", title, "fail", [f"no answer: {type(exc).__name__}"],
-                       doc="health-and-ready")
+        return make_result("ready", title, "fail", [f"no answer: {type(exc).__name__}"],
+                           doc="health-and-ready")
     status = ReadyStatus.parse(answer.status, answer.body)
     said = status.state if status.failed else status.describe()
     evidence = [f"HTTP {answer.status}: {said} after {status.elapsed_s:.0f} s"]
     if status.ready:
-        return _result("ready", title, "pass", evidence)
+        return make_result("ready", title, "pass", evidence)
     if status.loading:
         finding = make_finding("still-loading", evidence)
-        return _result("ready", "Model is still loading", "warn", evidence,
-                       fix="Do not redeploy: a restart starts the download over. Wait and watch "
-                       "`fluxdeploy status`.", doc="still-loading", findings=[finding])
+        return make_result("ready", "Model is still loading", "warn", evidence,
+                           fix="Do not redeploy: a restart starts the download over. Wait and "
+                           "watch `fluxdeploy status`.", doc="still-loading", findings=[finding])
     if status.failed:
         err = status.error or {}
         reason = f"{err.get('type', 'error')}: {err.get('message', '')}"
         known = diagnose(reason, secrets=secret_values(deps.environ or None))
         evidence.append("error: " + reason.strip().splitlines()[0])
-        return _result("ready", "Model failed to load", "fail", evidence,
-                       fix=str(err.get("hint") or (known[0].fix if known else "")),
-                       doc=known[0].doc if known else "health-and-ready")
-    return _result("ready", title, "fail", evidence, doc="health-and-ready")
+        return make_result("ready", "Model failed to load", "fail", evidence,
+                           fix=str(err.get("hint") or (known[0].fix if known else "")),
+                           doc=known[0].doc if known else "health-and-ready")
+    return make_result("ready", title, "fail", evidence, doc="health-and-ready")
 
 
 # --------------------------------------------------------------------------- 9-10. outside
@@ -114,7 +114,7 @@ def check_external(deps: DoctorDeps, facts: Facts) -> CheckResult:
     try:
         answer = deps.http_get(url, deps.external_timeout)
         if answer.status == 200:
-            return _result("external", title, "pass", [f"{url}: HTTP 200"])
+            return make_result("external", title, "pass", [f"{url}: HTTP 200"])
         seen = f"{url}: HTTP {answer.status}"
     except Exception as exc:  # noqa: BLE001 - no answer is the finding
         seen = f"{url}: no answer within {deps.external_timeout:.0f} s ({type(exc).__name__})"
@@ -124,7 +124,5 @@ def check_external(deps: DoctorDeps, facts: Facts) -> CheckResult:
         rules = facts.client.firewall_rules()
     cause = external_cause(facts.container or {}, facts.log_findings, rules, region, port,
                            tunnel_command(deps.deployment.name))
-    return _result("external", title, "fail", [seen, *cause.evidence], fix=cause.fix,
-                   doc=cause.doc, findings=cause.findings)
-
-
+    return make_result("external", title, "fail", [seen, *cause.evidence], fix=cause.fix,
+                       doc=cause.doc, findings=cause.findings)

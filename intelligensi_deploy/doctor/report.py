@@ -9,15 +9,13 @@ Log lines are rendered as plain `Text`, never as rich markup (``[[gpu]]`` must p
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.text import Text
 
-from intelligensi_deploy.doctor.findings import Finding
-
-if TYPE_CHECKING:  # doctor's checks are not needed to render diagnose's findings
-    from intelligensi_deploy.doctor.checks import CheckResult, DoctorReport
+from intelligensi_deploy.diagnosis.findings import Finding
+from intelligensi_deploy.doctor.check_types import CheckResult, DoctorReport
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -105,19 +103,26 @@ def _doc_ref(doc: str) -> str:
     return f"{PLAYBOOK}#{doc}"
 
 
+def _append_details(text: Text, evidence: Iterable[str], fix: str, doc: str,
+                    *, bar: str = "") -> Text:
+    """What a finding and a check both show under their title: the evidence (dim, each line
+    behind `bar`), then the fix and the PLAYBOOK.md section when there is one."""
+    for line in evidence:
+        text.append(f"    {bar}{line}\n", style="dim")
+    if fix:
+        text.append("    fix: ", style="bold")
+        text.append(f"{fix}\n")
+    if doc:
+        text.append(f"    see {_doc_ref(doc)}\n", style="dim")
+    return text
+
+
 def render_finding(finding: Finding) -> Text:
     text = Text()
     text.append(f"{finding.severity.upper():7} ", style=_SEVERITY_STYLE[finding.severity])
     text.append(finding.id, style="bold")
     text.append(f"  {finding.title}\n")
-    for line in finding.evidence:
-        text.append(f"    │ {line}\n", style="dim")
-    if finding.fix:
-        text.append("    fix: ", style="bold")
-        text.append(f"{finding.fix}\n")
-    if finding.doc:
-        text.append(f"    see {_doc_ref(finding.doc)}\n", style="dim")
-    return text
+    return _append_details(text, finding.evidence, finding.fix, finding.doc, bar="│ ")
 
 
 def render_findings(findings: Sequence[Finding]) -> Group:
@@ -128,20 +133,15 @@ def render_findings(findings: Sequence[Finding]) -> Group:
 
 
 def render_check(check: CheckResult) -> Text:
+    """A check: its mark and title, its evidence; the fix and the doc only when it did not pass."""
     mark, style = _STATUS_STYLE[check.status]
     text = Text()
     text.append(f"{mark} ", style=style)
     text.append(check.title, style="bold" if check.status == "fail" else "")
     text.append("\n")
-    for line in check.evidence:
-        text.append(f"    {line}\n", style="dim")
-    if check.status in ("fail", "warn"):
-        if check.fix:
-            text.append("    fix: ", style="bold")
-            text.append(f"{check.fix}\n")
-        if check.doc:
-            text.append(f"    see {_doc_ref(check.doc)}\n", style="dim")
-    return text
+    advice = check.status in ("fail", "warn")
+    return _append_details(text, check.evidence, check.fix if advice else "",
+                           check.doc if advice else "")
 
 
 def render_doctor(report: DoctorReport) -> Group:
@@ -153,3 +153,8 @@ def render_doctor(report: DoctorReport) -> Group:
     style = "bold red" if report.failed else "bold green"
     parts.append(Text(summary_line(report), style=style))
     return Group(*parts)
+
+
+def print_rich(renderable: Any) -> None:
+    """Print a rendering on stdout (no automatic highlighting: log lines print as they are)."""
+    Console(highlight=False).print(renderable)

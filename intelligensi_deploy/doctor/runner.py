@@ -9,16 +9,16 @@ import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from intelligensi_deploy.diagnosis.findings import SEVERITY_RANK, Finding, merge_by_id
 from intelligensi_deploy.doctor.check_types import (
     Check,
     CheckResult,
     DoctorDeps,
     DoctorReport,
     Facts,
-    _result,
+    make_result,
 )
 from intelligensi_deploy.doctor.checks import CHECKS
-from intelligensi_deploy.doctor.findings import SEVERITY_RANK, Finding, merge_by_id
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.redact import redact
 
@@ -43,13 +43,13 @@ def _run_all(deps: DoctorDeps, facts: Facts, checks: Sequence[Check]) -> list[Ch
         failed_needs = [n for n in check.needs if n in blocked]
         if failed_needs:
             why = ", ".join(f"'{titles[n]}' ({results[n].status})" for n in failed_needs)
-            results[check.id] = _result(check.id, check.title, "skip",
-                                        [f"skipped: needs {why}"])
+            results[check.id] = make_result(check.id, check.title, "skip",
+                                            [f"skipped: needs {why}"])
             blocked.add(check.id)
             continue
         reason = _safe_not_applicable(check, deps, facts)
         if reason:
-            results[check.id] = _result(check.id, check.title, "skip", [reason])
+            results[check.id] = make_result(check.id, check.title, "skip", [reason])
             continue
         result = _run_one(check, deps, facts)
         results[check.id] = result
@@ -78,11 +78,11 @@ def _run_one(check: Check, deps: DoctorDeps, facts: Facts) -> CheckResult:
     try:
         return check.run(deps, facts)
     except FluxdeployError as exc:
-        return _result(check.id, check.title, "fail", [exc.message], fix=exc.fix or "",
-                       doc=exc.doc or "")
+        return make_result(check.id, check.title, "fail", [exc.message], fix=exc.fix or "",
+                           doc=exc.doc or "")
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
-        return _result(check.id, check.title, "fail", [f"{type(exc).__name__}: {exc}"],
-                       doc="golden-rule")
+        return make_result(check.id, check.title, "fail", [f"{type(exc).__name__}: {exc}"],
+                           doc="golden-rule")
 
 
 def _collect_findings(results: Iterable[CheckResult]) -> list[Finding]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from intelligensi_deploy.doctor.build_failure import FAILED_HEADER, build_failure_finding
-from intelligensi_deploy.doctor.diagnose import clean_lines, diagnose
+from intelligensi_deploy.diagnosis.build_failure import FAILED_HEADER, build_failure_finding
+from intelligensi_deploy.diagnosis.diagnose import clean_lines, diagnose
 from intelligensi_deploy.doctor.runner import run_checks
 from tests.unit.test_doctor_checks import check, make_deps
 

@@ -26,6 +26,7 @@ QUICK = {
                             "intelligensi_deploy.machines", "intelligensi_deploy.remote.host")),
     "status-json": (["status", "--json"], ("intelligensi_deploy.state",)),
     "diagnose": (["diagnose", "LOG"], ("intelligensi_deploy.doctor.checks",
+                                       "intelligensi_deploy.doctor.command",
                                        "intelligensi_deploy.state")),
 }
 

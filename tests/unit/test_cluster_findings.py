@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from intelligensi_deploy.cloud.lambda_types import FirewallRule
-from intelligensi_deploy.doctor.cluster_findings import CLUSTER_FINDING_IDS, diagnose_cluster
+from intelligensi_deploy.diagnosis.cluster_findings import CLUSTER_FINDING_IDS, diagnose_cluster
 from tests.unit.test_doctor_playbook import PLAYBOOK, playbook_anchors
 
 

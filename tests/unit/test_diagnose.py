@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from intelligensi_deploy.doctor.diagnose import (
+from intelligensi_deploy.diagnosis.diagnose import (
     clean_lines,
     diagnose,
     has_errors,
     parse_log,
     server_state,
 )
-from intelligensi_deploy.doctor.findings import CATALOGUE, FINDING_IDS
+from intelligensi_deploy.diagnosis.findings import CATALOGUE, FINDING_IDS
 from intelligensi_deploy.doctor.report import diagnose_exit_code
 
 # --------------------------------------------------------------------------- helpers

@@ -3,7 +3,7 @@ a replica lost and retried is a warning that points at the node, never a server 
 
 from __future__ import annotations
 
-from intelligensi_deploy.doctor.diagnose import diagnose, has_errors
+from intelligensi_deploy.diagnosis.diagnose import diagnose, has_errors
 
 LOST = """\
 INFO:     127.0.0.1:40122 - "POST /generate HTTP/1.1" 200 OK

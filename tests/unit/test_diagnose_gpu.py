@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from intelligensi_deploy.doctor.diagnose import diagnose, has_errors
+from intelligensi_deploy.diagnosis.diagnose import diagnose, has_errors
 
 HEAD = """\
 2026-12-01 18:19:21,074 INFO flux_server: serving on 0.0.0.0:8000 model=tiny (tiny random-weight test pipeline)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from intelligensi_deploy.doctor.diagnose import diagnose, has_errors
-from intelligensi_deploy.doctor.loading import file_bars, server_state
+from intelligensi_deploy.diagnosis.diagnose import diagnose, has_errors
+from intelligensi_deploy.diagnosis.loading import file_bars, server_state
 
 COMPILING = """\
 2026-12-01 18:24:43,046 INFO flux_server.loader: loading model=tiny (tiny random-weight test pipeline)

@@ -13,10 +13,13 @@ from rich.console import Console
 
 from intelligensi_deploy.cloud.lambda_errors import InvalidAPIKey
 from intelligensi_deploy.cloud.lambda_types import FirewallRule, Instance
-from intelligensi_deploy.doctor.checks import CHECKS, DoctorDeps, HttpAnswer
-from intelligensi_deploy.doctor.diagnose import diagnose
-from intelligensi_deploy.doctor.exposure import external_cause, published_addresses, rule_opens
-from intelligensi_deploy.doctor.findings import make_finding
+from intelligensi_deploy.diagnosis.diagnose import diagnose
+from intelligensi_deploy.diagnosis.exposure import external_cause, published_addresses, rule_opens
+from intelligensi_deploy.diagnosis.findings import make_finding
+from intelligensi_deploy.doctor.check_types import DoctorDeps, HttpAnswer
+from intelligensi_deploy.doctor.checks import CHECKS
+from intelligensi_deploy.doctor.command import main as doctor_main
+from intelligensi_deploy.doctor.diagnose_command import diagnose_main
 from intelligensi_deploy.doctor.report import (
     diagnose_exit_code,
     doctor_exit_code,
@@ -742,8 +745,6 @@ def test_the_connection_doctor_opened_is_closed() -> None:
 
 def test_diagnose_main_reads_a_file_and_returns_the_exit_code(
         tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from intelligensi_deploy.doctor.run import diagnose_main
-
     log = tmp_path / "flux.log"
     log.write_text("2026-11-23T18:00:00.000000000Z OSError: [Errno 28] No space left on device\n")
     assert diagnose_main(str(log), as_json=True) == 1
@@ -759,8 +760,6 @@ def test_diagnose_main_reads_stdin(monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
-    from intelligensi_deploy.doctor.run import diagnose_main
-
     monkeypatch.setattr("sys.stdin", io.StringIO("state=downloading\n"))
     assert diagnose_main("-", as_json=True) == 0
     assert json.loads(capsys.readouterr().out)["findings"][0]["id"] == "still-loading"
@@ -769,9 +768,7 @@ def test_diagnose_main_reads_stdin(monkeypatch: pytest.MonkeyPatch,
 def test_doctor_main_without_a_deployment_exits_2(
         tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from intelligensi_deploy.doctor.run import main
-
     monkeypatch.setenv("FLUXDEPLOY_HOME", str(tmp_path))
-    assert main(None, as_json=True) == 2
+    assert doctor_main(None, as_json=True) == 2
     out = json.loads(capsys.readouterr().out)
     assert out["checks"] == [] and out["summary"].startswith("doctor could not run")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from intelligensi_deploy.diagnosis.findings import FINDING_IDS
 from intelligensi_deploy.doctor.checks import CHECKS
-from intelligensi_deploy.doctor.findings import FINDING_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "PLAYBOOK.md"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from intelligensi_deploy.doctor.findings import Finding, make_finding
+from intelligensi_deploy.diagnosis.findings import Finding, make_finding
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 CONTAINER_PORT = 8000

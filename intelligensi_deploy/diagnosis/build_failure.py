@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from intelligensi_deploy.doctor.findings import Finding, make_finding
+from intelligensi_deploy.diagnosis.findings import Finding, make_finding
 
 FAILED_HEADER = "fluxdeploy: docker build failed"
 _BUILD_OUTPUT = re.compile(r"^Step \d+/\d+ : |^#\d+ \[|^Sending build context to Docker daemon|"

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from intelligensi_deploy.doctor.build_failure import build_failure_finding
-from intelligensi_deploy.doctor.findings import (
+from intelligensi_deploy.diagnosis.build_failure import build_failure_finding
+from intelligensi_deploy.diagnosis.findings import (
     SEVERITY_RANK,
     Finding,
     Severity,
@@ -24,7 +24,7 @@ from intelligensi_deploy.doctor.findings import (
     make_finding,
     merge_by_id,
 )
-from intelligensi_deploy.doctor.loading import last_state, loading_finding, server_state
+from intelligensi_deploy.diagnosis.loading import last_state, loading_finding, server_state
 from intelligensi_deploy.redact import redact
 
 __all__ = ["clean_lines", "diagnose", "has_errors", "parse_log", "server_state"]

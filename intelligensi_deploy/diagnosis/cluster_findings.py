@@ -11,7 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from intelligensi_deploy.doctor.findings import Finding, FindingKind
+from intelligensi_deploy.cloud.ray_ports import world_open_ray_rules
+from intelligensi_deploy.diagnosis.findings import Finding, FindingKind
 
 if TYPE_CHECKING:
     from intelligensi_deploy.cloud.lambda_types import FirewallRule
@@ -56,8 +57,6 @@ def _finding(finding_id: str, evidence: Sequence[str], **overrides: str) -> Find
 def diagnose_cluster(ready: dict | None, node_ips: Sequence[str] = (),
                      rules: Sequence[FirewallRule] = (), head_log: str = "") -> list[Finding]:
     """Findings for the cluster; `ready` is None when the endpoint did not answer at all."""
-    from intelligensi_deploy.cloud.ray_ports import world_open_ray_rules
-
     findings: list[Finding] = []
     head_lines = [line.strip() for line in head_log.splitlines() if _HEAD_LOST.search(line)]
     if ready is None or head_lines:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from intelligensi_deploy.doctor.findings import Finding, make_finding
+from intelligensi_deploy.diagnosis.findings import Finding, make_finding
 
 # The server's own lines (server/flux_server/loader.py) and `state=NAME` transitions.
 _STATE_LINES: tuple[tuple[re.Pattern[str], str | None], ...] = (
