@@ -90,6 +90,13 @@ def up(
     build: list[str] | None = BuildOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Launch without asking at the price "
                              "line (asked only on a terminal)."),
+    limit_idle: str | None = typer.Option(None, "--limit-idle", metavar="DURATION",
+                                          help="Terminate after this long with no request "
+                                          "(45m, 2h, 1h30m; off). Beats FLUXDEPLOY_LIMIT_IDLE "
+                                          "and the preset's limits.idle."),
+    limit_max: str | None = typer.Option(None, "--limit-max", metavar="DURATION",
+                                         help="Terminate this long after launch (8h; off). "
+                                         "Beats FLUXDEPLOY_LIMIT_MAX and limits.max_duration."),
 ) -> None:
     """Launch (or resume) a deployment and wait until the server is ready. On Lambda, the
     price is shown (and on a terminal, asked about) before anything bills."""
@@ -105,7 +112,8 @@ def up(
         with interruptible():  # SIGINT/SIGTERM end the waits cleanly, with the state saved
             dep = dispatch.up(loaded, name=name, store=_store(), ui=ui, force=force,
                               ssh_host=host, preset_ref=preset_reference(preset),
-                              build_flags=flags, approve=approver(yes))
+                              build_flags=flags, approve=approver(yes),
+                              limit_flags={"idle": limit_idle, "max_duration": limit_max})
     except Interrupted:
         ui.close()
         typer.echo("What was done is recorded: run the same command again to resume, or "

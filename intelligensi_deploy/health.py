@@ -35,6 +35,7 @@ class ReadyStatus:
     error: dict[str, Any] | None = None
     unreachable: str | None = None
     cluster: dict[str, Any] | None = None  # a Ray Serve cluster's replicas (docs/contract.md)
+    activity: dict[str, Any] | None = None  # requests in flight and idle time (the idle limit)
 
     @classmethod
     def parse(cls, http_status: int, body: Any) -> ReadyStatus:
@@ -51,6 +52,7 @@ class ReadyStatus:
             progress=dict(body.get("progress") or {}),
             error=body.get("error") or None,
             cluster=body.get("cluster") if isinstance(body.get("cluster"), dict) else None,
+            activity=body.get("activity") if isinstance(body.get("activity"), dict) else None,
         )
 
     @property

@@ -28,7 +28,7 @@ CONFIG_LABEL = "fluxdeploy.config"
 DEPLOYMENT_LABEL = "fluxdeploy.deployment"
 PRESET_LABEL = "fluxdeploy.preset"
 NODE_LABEL = "fluxdeploy.node"
-ROLE_LABEL = "fluxdeploy.role"
+ROLE_LABEL = "fluxdeploy.role"  # a cluster node's head/worker, or "watchdog"
 
 
 def container_name(deployment: str) -> str:
@@ -46,15 +46,22 @@ def node_name(deployment: str, index: int) -> str:
     return f"{PREFIX}-{deployment}-node{index}"
 
 
-def env_file_name(deployment: str, index: int | None = None) -> str:
-    """The secrets file's path relative to the host user's home (`index`: a cluster node)."""
-    suffix = "" if index is None else f"-node{index}"
+def watchdog_name(deployment: str) -> str:
+    """The container that enforces the deployment's limits (on node 1 of a cluster)."""
+    return f"{PREFIX}-{deployment}-watchdog"
+
+
+def env_file_name(deployment: str, index: int | None = None, *, watchdog: bool = False) -> str:
+    """The secrets file's path relative to the host user's home (`index`: a cluster node;
+    `watchdog`: the watchdog's, which holds the Lambda API key and nothing else)."""
+    suffix = "-watchdog" if watchdog else "" if index is None else f"-node{index}"
     return f"{SECRETS_DIR}/{deployment}{suffix}.env"
 
 
-def env_file_path(home: str, deployment: str, index: int | None = None) -> str:
+def env_file_path(home: str, deployment: str, index: int | None = None, *,
+                  watchdog: bool = False) -> str:
     """The secrets file's absolute path on a host whose user's home is `home`."""
-    return f"{home}/{env_file_name(deployment, index)}"
+    return f"{home}/{env_file_name(deployment, index, watchdog=watchdog)}"
 
 
 # Lambda instance tags set at launch (the launch request's `tags`; keys match

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
+from intelligensi_deploy.preset_limits import LimitsSection, check_limits
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
 from intelligensi_deploy.preset_scale import ScaleSection
 from intelligensi_deploy.preset_speed import SpeedSettings
@@ -130,6 +131,8 @@ class Preset(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     ready_timeout: int = Field(1800, ge=10, le=6 * 3600, description="seconds")
     scale: ScaleSection | None = Field(None, description="replicas on Ray Serve (preset_scale.py)")
+    limits: LimitsSection = Field(LimitsSection(), description="idle and lifetime limits that "
+                                  "terminate a Lambda instance (preset_limits.py)")
 
     @field_validator("public_cidr")
     @classmethod
@@ -164,6 +167,7 @@ class Preset(_Strict):
             self.server.speed.check_gpu(self.lambda_.instance_type, facts[1] if facts else None)
             _check_fits_gpu(self.lambda_, self.server)
         check_scale(self)
+        check_limits(self.limits, self.provider, self.ready_timeout)
         return self
 
     def scale_env(self) -> dict[str, str]:

@@ -42,6 +42,11 @@ def ghcr_token(environ: Mapping[str, str] = os.environ) -> Token | None:
     return _first((GHCR_TOKEN_NAME,), environ)
 
 
+def lambda_api_key(environ: Mapping[str, str] = os.environ) -> Token | None:
+    """The Lambda Cloud API key (LAMBDA_API_KEY)."""
+    return _first((LAMBDA_KEY_NAME,), environ)
+
+
 def ghcr_username(environ: Mapping[str, str] = os.environ) -> str | None:
     return environ.get(GHCR_USERNAME_NAME, "").strip() or None
 

@@ -79,6 +79,10 @@ class Deployment(BaseModel):
     firewall_rule: dict[str, Any] | None = None
     launched_at: float | None = None  # the instance's launch (node 1's for a cluster)
     price_cents_per_hour: int | None = None  # per instance, from GET /instance-types at launch
+    idle_limit_s: float | None = None  # the limits in force (preset_limits.py), None: off
+    max_duration_s: float | None = None
+    down_reason: str | None = None  # why it went down without `fluxdeploy down` (a limit)
+    watchdog_line: str | None = None  # the watchdog's line saying so, when it could be read
     nodes: list[NodeRecord] = []
     ray_rule_ips: list[str] = []
     created_at: float = 0.0

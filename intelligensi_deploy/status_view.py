@@ -22,13 +22,18 @@ def render(reports: list[dict[str, Any]]) -> None:
             where += f" ({r['instance_id']}, {r.get('region')})"
         container = (r.get("container") or {}).get("status") or "-"
         server = (r.get("ready") or {}).get("detail") or r.get("error") or "-"
+        if (r.get("limits") or {}).get("text"):
+            server += f"; {r['limits']['text']}"
+        phase = r["phase"] + (f" ({r['down_reason']})" if r.get("down_reason") else "")
         image = (r.get("container") or {}).get("image") or r.get("image") or "-"
         source = {"bundled": "built on host", "registry": "pulled"}.get(r.get("image_source") or "")
         image = f"{image} ({source})" if source else image
-        table.add_row(r["name"], r["preset"], r["phase"], where, image, container, server,
+        table.add_row(r["name"], r["preset"], phase, where, image, container, server,
                       describe_spend(r.get("cost")))
     console.print(table)
     for r in reports:
+        if r.get("watchdog_line"):
+            console.print(f"{r['name']}: {r['watchdog_line']}")
         if r.get("nodes"):
             console.print(cluster_table(r))
 

@@ -10,6 +10,7 @@ from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.cloud.ray_ports import remove_ray_rules
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.steps import remote_home
+from intelligensi_deploy.deploy.watchdog import remove_watchdog
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.machines import connect_node
 from intelligensi_deploy.remote.docker import Docker
@@ -27,6 +28,8 @@ def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
         try:
             host = connect_node(dep, node)
             try:
+                if node.index == 1:
+                    remove_watchdog(dep.name, host, Docker(host), ui)
                 if node.container_name and Docker(host).remove(node.container_name):
                     ui.step(f"Node {node.index}: removed container {node.container_name}")
                 host.run(["rm", "-f", names.env_file_path(remote_home(host), dep.name,

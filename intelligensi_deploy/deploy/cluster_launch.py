@@ -24,6 +24,7 @@ from intelligensi_deploy.deploy.launch import (
 )
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.machines import connect_node
+from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.host_protocol import Host
 from intelligensi_deploy.remote.ssh_host import wait_for_ssh
@@ -31,7 +32,8 @@ from intelligensi_deploy.state import NodeRecord, Tracker, drop_node, set_node
 
 
 def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient,
-                 boot_timeout: float, approve: Approve | None = None) -> list[NodeRecord]:
+                 boot_timeout: float, approve: Approve | None = None,
+                 limits: LimitsSection | None = None) -> list[NodeRecord]:
     """Every node launched (or reused) and active with an address; recorded as it goes.
     Before a launch: the price line (per node and for the cluster) and `approve`."""
     assert preset.lambda_ is not None and preset.scale is not None
@@ -51,7 +53,7 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
                                recorded)
     if plan.to_launch:
         approve_launch(types, machine.instance_type, [plan.region], len(plan.to_launch), ui,
-                       approve)
+                       approve, limits or LimitsSection())
         tracker.update(price_cents_per_hour=plan.price_cents_per_hour)
         ensure_account_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
         ui.step(f"Launching {len(plan.to_launch)} x {machine.instance_type} in {plan.region} "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 from intelligensi_deploy import names, secrets
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.cloud.ray_ports import ray_rule_description
 from intelligensi_deploy.cluster_nodes import (
     RAY_TOKEN_NAME,
     ClusterNode,
@@ -40,30 +42,55 @@ from intelligensi_deploy.deploy.steps import (
     remote_home,
     wait_until_ready,
 )
+from intelligensi_deploy.deploy.watchdog import ensure_watchdog
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import probe_ready
+from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.remote.host_protocol import Host
 from intelligensi_deploy.state import Deployment, NodeRecord, Tracker, set_node
+from intelligensi_deploy.watchdog_plan import DEFAULT_INTERVAL_S, WatchPlan
 
 
 def up_cluster(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, *,
                force: bool, environ: Mapping[str, str] = os.environ,
                build_flags: Mapping[str, str] | None = None, boot_timeout: float = 1800.0,
-               ssh_timeout: float = 300.0, approve: Approve | None = None) -> Deployment:
-    """Bring the whole cluster up (or resume it) and wait until enough replicas are ready."""
-    launch_nodes(preset, tracker, ui, client, boot_timeout, approve)
+               ssh_timeout: float = 300.0, approve: Approve | None = None,
+               limits: LimitsSection | None = None) -> Deployment:
+    """Bring the whole cluster up (or resume it) and wait until enough replicas are ready.
+    The head's watchdog enforces `limits` for every node."""
+    limits = limits or LimitsSection()
+    launch_nodes(preset, tracker, ui, client, boot_timeout, approve, limits)
     open_cluster_ports(preset, tracker, ui, client)
     hosts = connect_nodes(tracker, ui, ssh_timeout)
     try:
         tracker.update(phase="deploying")
         deploy_nodes(preset, tracker, hosts, ui, force=force, environ=environ,
                      build_flags=build_flags)
-        wait_until_ready(preset, tracker, hosts[1], Docker(hosts[1]), ui)
+        head = Docker(hosts[1])
+        ensure_watchdog(cluster_watch_plan(tracker.dep, limits, environ), hosts[1], head, ui,
+                        environ)
+        wait_until_ready(preset, tracker, hosts[1], head, ui)
         return tracker.dep
     finally:
         close_all(hosts)
+
+
+def cluster_watch_plan(dep: Deployment, limits: LimitsSection, environ: Mapping[str, str]
+                       ) -> WatchPlan:
+    """What the head's watchdog ends: every node, their Ray rules and the public port's rule
+    (nothing is left behind)."""
+    rules = [ray_rule_description(dep.name, ip) for ip in dep.ray_rule_ips]
+    if dep.firewall_rule:
+        rules.append(names.rule_description(dep.name))
+    started = [n.launched_at for n in dep.nodes if n.launched_at]
+    return WatchPlan(
+        deployment=dep.name, image=dep.image, port=dep.port, limits=limits,
+        launched_at=min(started) if started else time.time(),
+        instances=tuple(n.instance_id for n in dep.nodes if n.instance_id), rules=tuple(rules),
+        api_url=environ.get("LAMBDA_API_URL") or None,
+        interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S))
 
 
 # ---------------------------------------------------------------- the containers

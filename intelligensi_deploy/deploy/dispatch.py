@@ -14,6 +14,7 @@ from intelligensi_deploy.deploy.launch import Approve
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.single import down_single, up_single
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.preset_limits import resolve_limits
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.state import Deployment, StateStore, Tracker
 
@@ -53,6 +54,7 @@ def up(
     lambda_client: Callable[[], LambdaClient] | None = None,
     boot_timeout: float = 1800.0, ssh_timeout: float = 300.0, preset_ref: str | None = None,
     build_flags: Mapping[str, str] | None = None, approve: Approve | None = None,
+    limit_flags: Mapping[str, str | None] | None = None,
 ) -> Deployment:
     """Deploy `preset` as deployment `name` (default: the preset's name), resuming if recorded.
 
@@ -60,21 +62,26 @@ def up(
     path): `status`, `doctor` and a resumed `up` reload it from there. `build_flags` are the
     `--build KEY=VALUE` overrides of the preset's build section (image: bundled). `approve`
     is asked after the price line, before an instance is launched (None: go ahead).
+    `limit_flags` (`idle`, `max_duration`: `--limit-idle`, `--limit-max`) override the
+    preset's limits, as FLUXDEPLOY_LIMIT_* do.
     """
+    limits = resolve_limits(preset.limits, limit_flags or {}, environ,
+                            provider=preset.provider, ready_timeout=preset.ready_timeout)
     name = name or preset.name
     if preset.gated and secrets.hf_token(environ) is None:
         ui.warn(f"{preset.server.model} is a gated model and no HF_TOKEN is set: the server "
                 "will fail with a Hugging Face 401. export HF_TOKEN=hf_... (see PLAYBOOK.md#hf-auth)")
     tracker = _tracker(preset, name, store, ui, force=force, preset_ref=preset_ref or preset.name,
                        ssh_host=ssh_host or environ.get("FLUXDEPLOY_SSH_HOST"))
+    tracker.update(idle_limit_s=limits.idle, max_duration_s=limits.max_duration)
     client = (lambda_client or LambdaClient.from_env)() if preset.provider == "lambda" else None
     if client is not None and preset.scale is not None and preset.scale.nodes > 1:
         return up_cluster(preset, tracker, ui, client, force=force, environ=environ,
                           build_flags=build_flags, boot_timeout=boot_timeout,
-                          ssh_timeout=ssh_timeout, approve=approve)
+                          ssh_timeout=ssh_timeout, approve=approve, limits=limits)
     return up_single(preset, tracker, ui, client, force=force, environ=environ,
                      build_flags=build_flags, boot_timeout=boot_timeout, ssh_timeout=ssh_timeout,
-                     approve=approve)
+                     approve=approve, limits=limits)
 
 
 def _tracker(preset: Preset, name: str, store: StateStore, ui: Reporter, *, force: bool,

@@ -17,6 +17,7 @@ from intelligensi_deploy.cost import price_line
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.machines import connect
+from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.host_protocol import Host
 from intelligensi_deploy.remote.ssh_host import wait_for_ssh
@@ -30,12 +31,14 @@ class LaunchDeclined(FluxdeployError):
 
 
 def approve_launch(types: Sequence[InstanceType], instance_type: str, regions: Sequence[str],
-                   nodes: int, ui: Reporter, approve: Approve | None) -> int:
-    """Show what the launch will cost (before anything bills) and ask `approve`, when given
-    (a terminal without --yes); returns the price per instance in cents per hour."""
+                   nodes: int, ui: Reporter, approve: Approve | None,
+                   limits: LimitsSection) -> int:
+    """Show what the launch will cost and the limits that end it (before anything bills), and
+    ask `approve`, when given (a terminal without --yes); returns the price per instance in
+    cents per hour."""
     cents = provision.find_type(types, instance_type).price_cents_per_hour
-    line = f"Launching {price_line(instance_type, cents, nodes)}, billed until `fluxdeploy down`"
-    ui.step(line)
+    ui.step(f"Launching {price_line(instance_type, cents, nodes)}, billed until terminated: "
+            f"{limits.describe()}")
     if not provision.choose_regions(types, instance_type, regions):
         return cents  # no capacity anywhere it may go: the launch says so, nothing to ask
     if approve is not None and not approve("Launch and start billing?"):
@@ -46,7 +49,7 @@ def approve_launch(types: Sequence[InstanceType], instance_type: str, regions: S
 
 def provision_lambda(
     preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, boot_timeout: float,
-    approve: Approve | None = None,
+    approve: Approve | None = None, limits: LimitsSection | None = None,
 ) -> None:
     """Reuse the recorded instance if it still exists, else launch one (after the price line
     and, on a terminal, `approve`); wait until active."""
@@ -65,7 +68,8 @@ def provision_lambda(
             ui.step(f"Reusing instance {dep.instance_id} in {dep.region}")
     if not tracker.dep.instance_id:
         types = client.instance_types()
-        cents = approve_launch(types, machine.instance_type, machine.regions, 1, ui, approve)
+        cents = approve_launch(types, machine.instance_type, machine.regions, 1, ui, approve,
+                               limits or LimitsSection())
         ensure_account_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
         ui.detail(f"regions in order: {', '.join(machine.regions) or 'any with capacity'}")
 

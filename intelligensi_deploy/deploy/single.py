@@ -9,6 +9,7 @@ The decisions are pure functions (container_plan.py); the steps here are thin.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from intelligensi_deploy import names, secrets
@@ -29,28 +30,43 @@ from intelligensi_deploy.deploy.steps import (
     remote_home,
     wait_until_ready,
 )
+from intelligensi_deploy.deploy.watchdog import ensure_watchdog, remove_watchdog
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import probe_ready
 from intelligensi_deploy.machines import connect
+from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.remote.host_protocol import Host
 from intelligensi_deploy.state import Deployment, Tracker
+from intelligensi_deploy.watchdog_plan import DEFAULT_INTERVAL_S, WatchPlan
 
 
 def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient | None, *,
               force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None,
-              boot_timeout: float, ssh_timeout: float, approve: Approve | None = None
-              ) -> Deployment:
-    """The machine (launched on Lambda when `client` is given), its container, `/ready`."""
+              boot_timeout: float, ssh_timeout: float, approve: Approve | None = None,
+              limits: LimitsSection | None = None) -> Deployment:
+    """The machine (launched on Lambda when `client` is given), its container, the watchdog
+    of its `limits` (Lambda only), `/ready`."""
     if client is not None:
-        provision_lambda(preset, tracker, ui, client, boot_timeout, approve)
+        provision_lambda(preset, tracker, ui, client, boot_timeout, approve,
+                         limits or LimitsSection())
     host = connect_waiting(tracker, ui, ssh_timeout)
     try:
         tracker.update(phase="deploying")
         docker = Docker(host)
-        action = deploy_container(preset, tracker, host, docker, ui, force=force, environ=environ,
-                                  build_flags=build_flags)
+        try:
+            action, image = deploy_container(preset, tracker, host, docker, ui, force=force,
+                                             environ=environ, build_flags=build_flags)
+        except BaseException:
+            if client is not None and limits is not None and limits.any:
+                ui.warn("The limits are not enforced yet (the watchdog starts with the "
+                        "server): the instance bills until `fluxdeploy up` succeeds or "
+                        "`fluxdeploy down`.")
+            raise
+        if client is not None:
+            ensure_watchdog(single_watch_plan(tracker.dep, image, limits or LimitsSection(),
+                                              environ), host, docker, ui, environ)
         if action is ContainerAction.KEEP:
             return tracker.update(phase="ready")
         wait_until_ready(preset, tracker, host, docker, ui)
@@ -62,8 +78,9 @@ def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClie
 def deploy_container(
     preset: Preset, tracker: Tracker, host: Host, docker: Docker, ui: Reporter,
     *, force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None = None,
-) -> ContainerAction:
-    """Bring the container to the preset's configuration, reusing what is already right."""
+) -> tuple[ContainerAction, str]:
+    """Bring the container to the preset's configuration, reusing what is already right.
+    Returns what was done and the image the container runs."""
     name = tracker.dep.name
     home = remote_home(host)
     env_file = names.env_file_path(home, name)
@@ -78,11 +95,11 @@ def deploy_container(
     action = plan_container(existing, spec.labels[names.CONFIG_LABEL], ready, force)
     if action is ContainerAction.KEEP:
         ui.step(f"Container {spec.name} is up and ready with this configuration: nothing to do")
-        return action
+        return action, image
     if action is ContainerAction.WAIT:
         ui.step(f"Container {spec.name} is still loading ({ready.describe() if ready else ''}); "
                 "not restarting it (pass --force to replace it)")
-        return action
+        return action, image
     if action is ContainerAction.REFUSE:
         raise FluxdeployError(
             f"Container {spec.name} is still loading the model and the preset changed.",
@@ -103,7 +120,18 @@ def deploy_container(
     ui.step(f"Starting container {spec.name} ({image})")
     docker.run(spec)
     tracker.update(phase="loading", container_name=spec.name, image=image)
-    return action
+    return action, image
+
+
+def single_watch_plan(dep: Deployment, image: str, limits: LimitsSection,
+                      environ: Mapping[str, str]) -> WatchPlan:
+    """What the watchdog of a one-VM deployment ends: its instance and its port's rule."""
+    return WatchPlan(
+        deployment=dep.name, image=image, port=dep.port, limits=limits,
+        launched_at=dep.launched_at or time.time(), instances=(dep.instance_id or "",),
+        rules=(names.rule_description(dep.name),) if dep.firewall_rule else (),
+        api_url=environ.get("LAMBDA_API_URL") or None,
+        interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S))
 
 
 def down_single(dep: Deployment, tracker: Tracker, ui: Reporter,
@@ -137,7 +165,9 @@ def remove_container(dep: Deployment) -> bool:
     """The deployment's container and its secrets file, removed; whether a container was."""
     host = connect(dep)
     try:
-        removed = Docker(host).remove(dep.container_name)
+        docker = Docker(host)
+        remove_watchdog(dep.name, host, docker)
+        removed = docker.remove(dep.container_name)
         host.run(["rm", "-f", names.env_file_path(remote_home(host), dep.name)])
         return removed
     finally:

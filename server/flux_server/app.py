@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from flux_server import __version__
+from flux_server.activity import Activity
 from flux_server.config import Settings
 from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
@@ -67,6 +68,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     `service` replaces the in-process FluxService (flux_server.cluster.ClusterService: the
     same routes over Ray Serve replicas)."""
     service = service or FluxService(settings, detect_gpus, config_error)
+    activity = Activity()  # the idle clock a deployment's idle limit reads (watchdog.py)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -122,7 +124,8 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
 
     @app.get("/ready", summary="200 when loaded and warmed up, else 503 with the state")
     async def ready() -> JSONResponse:
-        snapshot = service.state.snapshot()
+        snapshot = {**service.state.snapshot()}
+        snapshot["activity"] = activity.snapshot(bool(snapshot["ready"]))
         service.metrics.set_state(snapshot["state"])
         if snapshot["ready"]:
             return JSONResponse(snapshot)
@@ -137,7 +140,8 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         params = service.params_for(body.prompt, body.width, body.height,
                                     body.num_inference_steps, body.guidance_scale, body.seed,
                                     body.num_images, body.negative_prompt, body.true_cfg_scale)
-        outcome = await service.generate(request, params, body.output_format)
+        with activity.request():
+            outcome = await service.generate(request, params, body.output_format)
         headers = {"X-Seed": str(outcome.seed),
                    "X-Generation-Seconds": f"{outcome.generation_s:.4f}",
                    "X-Queue-Wait-Seconds": f"{outcome.queue_wait_s:.4f}"}
@@ -162,7 +166,8 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         params = service.params_for(body.prompt, width, height, body.num_inference_steps,
                                     body.guidance_scale, body.seed, body.n,
                                     fields=("size", "size", "n"))
-        outcome = await service.generate(request, params, body.output_format)
+        with activity.request():
+            outcome = await service.generate(request, params, body.output_format)
         return JSONResponse({
             "created": int(time.time()),
             "data": [{"b64_json": base64.b64encode(d).decode("ascii")} for d in outcome.images],

@@ -58,6 +58,13 @@ class LoadError(BaseModel):
     hint: str
 
 
+class Activity(BaseModel):
+    in_flight: int = Field(description="generation requests in progress")
+    requests: int = Field(description="generation requests received since start")
+    idle_s: float | None = Field(description="seconds with no generation request, counted "
+                                 "from ready (null until ready); read by the idle limit")
+
+
 class ReadyBody(BaseModel):
     state: Literal[STATES]  # type: ignore[valid-type]
     ready: bool
@@ -67,6 +74,7 @@ class ReadyBody(BaseModel):
     phase_elapsed_s: dict[str, float]
     progress: dict[str, int]
     error: LoadError | None
+    activity: Activity
 
 
 class GeneratedImage(BaseModel):
