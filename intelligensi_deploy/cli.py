@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -29,6 +29,9 @@ from intelligensi_deploy.signals import (
 )
 from intelligensi_deploy.state_records import read_records
 from intelligensi_deploy.status import record_status
+
+if TYPE_CHECKING:  # types only: state loads pydantic, which the quick commands never import
+    from intelligensi_deploy.state import Deployment, StateStore
 
 cli_params.install()  # plain str/int/Path parameters without typer's pydantic adapters
 
@@ -65,13 +68,13 @@ NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the
 OutputOpt = typer.Option("flux.png", "--output", "-o", help="Where to write the PNG.")
 
 
-def _store() -> Any:
+def _store() -> StateStore:
     from intelligensi_deploy.state import StateStore  # lazy: pydantic
 
     return StateStore()
 
 
-def _resolve(name: str | None) -> Any:
+def _resolve(name: str | None) -> Deployment:
     dep = _store().resolve(name)
     if not name:
         typer.echo(f"(deployment {dep.name!r})", err=True)

@@ -4,7 +4,7 @@ registers them). As in cli.py, heavy modules are imported inside the commands.""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
 
 import typer
 
@@ -62,7 +62,7 @@ def instances(as_json: bool = typer.Option(False, "--json")) -> None:
                       "End one with `fluxdeploy down --instance ID`.")
 
 
-def terminate_instance(instance_id: str, approve: Any) -> None:
+def terminate_instance(instance_id: str, approve: Callable[[str], bool] | None) -> None:
     """`down --instance ID`: terminate an instance of the account that no record here holds
     (asked first on a terminal, unless --yes)."""
     from intelligensi_deploy.cloud.lambda_api import LambdaClient  # lazy: httpx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -16,7 +17,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
 
 
-def approver(assume_yes: bool) -> Any:
+def approver(assume_yes: bool) -> Callable[[str], bool] | None:
     """What asks before something bills: a yes/no prompt on a terminal, unless `--yes`;
     None (go ahead, after printing the same line) without a terminal."""
     if assume_yes or not sys.stdin.isatty():

@@ -98,13 +98,13 @@ def install() -> bool:
         return False
     parameter_class = getattr(core, "_TyperParameter", None)
     original = getattr(parameter_class, "get_runtime_param", None)
-    if original is None:
+    if parameter_class is None or original is None:
         return False
     if getattr(original, "_fluxdeploy_light", False):
         return True
 
     @dataclass(frozen=True)
-    class LightRuntimeParam(RuntimeParam):  # type: ignore[misc]
+    class LightRuntimeParam(RuntimeParam):
         convert: Callable[[Any], Any] = _to_str
         type_name: str = "string"
 
@@ -126,6 +126,7 @@ def install() -> bool:
                 )
         return original(self)
 
-    get_runtime_param._fluxdeploy_light = True  # type: ignore[attr-defined]
-    parameter_class.get_runtime_param = get_runtime_param  # type: ignore[union-attr]
+    # A mark for a second install() to see; mypy allows no new attributes on a function.
+    get_runtime_param._fluxdeploy_light = True  # type: ignore[attr-defined]  # the mark
+    parameter_class.get_runtime_param = get_runtime_param
     return True

@@ -5,7 +5,8 @@ functions at the end connect and read."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from intelligensi_deploy import names
 from intelligensi_deploy.errors import FluxdeployError
@@ -27,7 +28,8 @@ def require_cluster(dep: Deployment, option: str) -> None:
             fix=f"Leave out {option}: `fluxdeploy logs` shows the one server's log.")
 
 
-def node_of_replica(dep: Deployment, replicas: list[dict], replica_id: str) -> NodeRecord:
+def node_of_replica(dep: Deployment, replicas: Sequence[Mapping[str, Any]], replica_id: str
+                    ) -> NodeRecord:
     """The node a replica runs on, from the head's /ready rows; an unknown id names the
     ones there are."""
     row = next((r for r in replicas if r.get("replica") == replica_id), None)

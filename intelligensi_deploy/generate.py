@@ -65,9 +65,9 @@ def generate(base_url: str, request: GenerateRequest, timeout: float = 600.0) ->
     )
 
 
-def _detail(response: Any) -> str:
+def _detail(response: httpx.Response) -> str:
     try:
-        data = response.json()
+        data: Any = response.json()
     except ValueError:
         return response.text[:300]
     detail = data.get("detail", data) if isinstance(data, dict) else data

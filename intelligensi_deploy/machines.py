@@ -46,6 +46,13 @@ def connect(
     """A Host for the deployment: this machine, or SSH with the pinned host key."""
     if dep.provider == "local":
         return LocalHost()
+    return connect_ssh(dep, on_new_host_key)
+
+
+def connect_ssh(
+    dep: Deployment, on_new_host_key: Callable[[str], None] | None = None
+) -> SSHHost:
+    """The SSH host of a deployment on a VM, with the pinned host key (not yet connected)."""
     if not dep.ip:
         raise FluxdeployError(
             f"Deployment {dep.name!r} has no address yet (phase {dep.phase}).",
@@ -62,7 +69,7 @@ def connect(
 
 
 def connect_node(dep: Deployment, node: NodeRecord,
-                 on_new_host_key: Callable[[str], None] | None = None) -> Host:
+                 on_new_host_key: Callable[[str], None] | None = None) -> SSHHost:
     """A Host for one node of a cluster (SSH, with that node's pinned host key)."""
     if not node.ip:
         raise FluxdeployError(

@@ -55,7 +55,7 @@ class SpeedSettings(BaseModel):
 
     def container_env(self) -> dict[str, str]:
         """FLUX_* variables for the options that are not `auto`."""
-        env = {}
+        env: dict[str, str] = {}
         for name, value in (("FLUX_COMPILE", self.compile), ("FLUX_FP8", self.fp8),
                             ("FLUX_FUSE_QKV", self.fuse_qkv),
                             ("FLUX_STEP_CACHE", self.step_cache)):

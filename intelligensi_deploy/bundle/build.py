@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from intelligensi_deploy.bundle.context import (
     ContextFile,
@@ -63,8 +63,9 @@ class BuildOutcome:
 class ImageBuildError(FluxdeployError):
     """`docker build` failed; `log` holds its last lines (no secrets: none go into a build)."""
 
-    def __init__(self, message: str, *, log: Sequence[str], **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, log: Sequence[str], fix: str | None = None,
+                 doc: str | None = None) -> None:
+        super().__init__(message, fix=fix, doc=doc)
         self.log = list(log)
 
 
@@ -130,7 +131,14 @@ def build_image(
     return progress
 
 
-def show_failure(ui: Any, exc: ImageBuildError, lines: int = 20) -> None:
+class FailureLines(Protocol):
+    """Where a failed build's last lines go (`deploy.reporter.Reporter` is one)."""
+
+    def warn(self, message: str) -> None: ...
+    def detail(self, line: str) -> None: ...
+
+
+def show_failure(ui: FailureLines, exc: ImageBuildError, lines: int = 20) -> None:
     """The last lines of a failed build, on the reporter."""
     ui.warn(f"The image build failed. Last {min(lines, len(exc.log))} lines:")
     for line in exc.log[-lines:]:

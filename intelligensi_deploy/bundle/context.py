@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from intelligensi_deploy.errors import FluxdeployError
 
@@ -125,7 +125,7 @@ class DigestCache:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         self.path = path or root / "fluxdeploy" / "file-digests.json"
         try:
-            self.entries: dict[str, list] = json.loads(self.path.read_text(encoding="utf-8"))
+            self.entries: dict[str, list[Any]] = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             self.entries = {}
         self.changed = False
@@ -136,7 +136,8 @@ class DigestCache:
             return file_sha256(path)
         key, seen = str(path.resolve()), [stat.st_size, stat.st_mtime_ns, stat.st_ino]
         entry = self.entries.get(key)
-        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == seen:
+        if (isinstance(entry, list) and len(entry) == 4 and entry[:3] == seen
+                and isinstance(entry[3], str)):
             return entry[3]
         value = file_sha256(path)
         self.entries[key] = [*seen, value]

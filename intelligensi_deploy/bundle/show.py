@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from intelligensi_deploy.bundle.build import plan_build
 from intelligensi_deploy.bundle.settings import resolve, sources
 from intelligensi_deploy.errors import FluxdeployError
 
+if TYPE_CHECKING:
+    from intelligensi_deploy.presets import Preset
 
-def image_path_lines(preset: Any, environ: Mapping[str, str] = os.environ) -> list[str]:
+
+def image_path_lines(preset: Preset, environ: Mapping[str, str] = os.environ) -> list[str]:
     """Comment lines: pull path, or build path with the tag and each build key's source."""
     if not preset.bundled:
         pull = f"# image path: pull {preset.image} on the host (login when GHCR_TOKEN is set)"

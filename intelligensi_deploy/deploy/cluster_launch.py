@@ -5,7 +5,7 @@ address; Ray's ports open to the nodes' own addresses only; an SSH connection to
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from intelligensi_deploy.cloud import provision
 from intelligensi_deploy.cloud.cluster_plan import (
@@ -14,6 +14,7 @@ from intelligensi_deploy.cloud.cluster_plan import (
     plan_cluster_launch,
 )
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
+from intelligensi_deploy.cloud.lambda_types import Instance
 from intelligensi_deploy.cloud.ray_ports import RAY_PORTS, merge_ray_rules
 from intelligensi_deploy.deploy.launch import (
     Approve,
@@ -27,7 +28,7 @@ from intelligensi_deploy.machines import connect_node
 from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.host_protocol import Host
-from intelligensi_deploy.remote.ssh_host import wait_for_ssh
+from intelligensi_deploy.remote.ssh_host import SSHHost, wait_for_ssh
 from intelligensi_deploy.state import NodeRecord, Tracker, drop_node, set_node
 
 
@@ -79,9 +80,12 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
     ui.step("Waiting for every node to be active (boot takes minutes)")
     for node in list(tracker.dep.nodes):
         assert node.instance_id is not None
-        instance = provision.wait_for_active(
-            client, node.instance_id, boot_timeout,
-            on_status=lambda inst, i=node.index: ui.detail(f"node {i} ({inst.id}): {inst.status}"))
+
+        def on_status(inst: Instance, i: int = node.index) -> None:
+            ui.detail(f"node {i} ({inst.id}): {inst.status}")
+
+        instance = provision.wait_for_active(client, node.instance_id, boot_timeout,
+                                             on_status=on_status)
         if instance.ip != node.ip:
             set_node(tracker, node.model_copy(update={"ip": instance.ip, "host_key": None}))
     return list(tracker.dep.nodes)
@@ -117,9 +121,11 @@ def connect_nodes(tracker: Tracker, ui: Reporter, timeout: float) -> dict[int, H
                 set_node(tracker, tracker.dep.node(index).model_copy(update={"host_key": key}))
                 ui.detail(f"node {index}: trusted the host key on first use and pinned it")
 
-            hosts[node.index] = wait_for_ssh(
-                lambda i=node.index, k=record_key: connect_node(tracker.dep, tracker.dep.node(i),
-                                                                k), timeout)
+            def make_host(i: int = node.index,
+                          k: Callable[[str], None] = record_key) -> SSHHost:
+                return connect_node(tracker.dep, tracker.dep.node(i), k)
+
+            hosts[node.index] = wait_for_ssh(make_host, timeout)
     except BaseException:
         close_all(hosts)
         raise

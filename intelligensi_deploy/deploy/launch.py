@@ -16,7 +16,7 @@ from intelligensi_deploy.cloud.lambda_types import InstanceType
 from intelligensi_deploy.cost import price_line
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.errors import FluxdeployError
-from intelligensi_deploy.machines import connect
+from intelligensi_deploy.machines import connect, connect_ssh
 from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.host_protocol import Host
@@ -149,4 +149,4 @@ def connect_waiting(tracker: Tracker, ui: Reporter, timeout: float) -> Host:
         tracker.update(host_key=key)
         ui.detail(f"trusted the host key on first use and pinned it: {key.split()[0]}")
 
-    return wait_for_ssh(lambda: connect(tracker.dep, record_key), timeout)
+    return wait_for_ssh(lambda: connect_ssh(tracker.dep, record_key), timeout)

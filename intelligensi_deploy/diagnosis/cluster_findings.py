@@ -8,8 +8,8 @@ and the head's log text. Each id has a PLAYBOOK.md section of the same name.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from intelligensi_deploy.cloud.ray_ports import world_open_ray_rules
 from intelligensi_deploy.diagnosis.findings import Finding, FindingKind
@@ -50,11 +50,11 @@ _HEAD_LOST = re.compile(r"Failed to connect to GCS|GCS has been down|"
                         r"Unable to connect to GCS|ConnectionError: .*GCS", re.IGNORECASE)
 
 
-def _finding(finding_id: str, evidence: Sequence[str], **overrides: str) -> Finding:
-    return CLUSTER_CATALOGUE[finding_id].finding(list(evidence), **overrides)
+def _finding(finding_id: str, evidence: Sequence[str], title: str | None = None) -> Finding:
+    return CLUSTER_CATALOGUE[finding_id].finding(list(evidence), title=title)
 
 
-def diagnose_cluster(ready: dict | None, node_ips: Sequence[str] = (),
+def diagnose_cluster(ready: Mapping[str, Any] | None, node_ips: Sequence[str] = (),
                      rules: Sequence[FirewallRule] = (), head_log: str = "") -> list[Finding]:
     """Findings for the cluster; `ready` is None when the endpoint did not answer at all."""
     findings: list[Finding] = []

@@ -304,7 +304,8 @@ def _hub_warning_findings(lines: list[str]) -> tuple[list[Finding], set[int]]:
     refused the token) or a note (the Hub was unreachable); the traceback that follows when
     the cache cannot help gives the error. Returns the findings and the line numbers used.
     """
-    findings, used = [], set()
+    findings: list[Finding] = []
+    used: set[int] = set()
     for i, line in enumerate(lines):
         if not _HUB_WARNING.search(line):
             continue

@@ -8,7 +8,13 @@ from typing import Any
 
 from intelligensi_deploy.diagnosis.cluster_findings import CLUSTER_CATALOGUE, diagnose_cluster
 from intelligensi_deploy.diagnosis.findings import Finding
-from intelligensi_deploy.doctor.check_types import CheckResult, DoctorDeps, Facts, make_result
+from intelligensi_deploy.doctor.check_types import (
+    CheckResult,
+    DockerLike,
+    DoctorDeps,
+    Facts,
+    make_result,
+)
 from intelligensi_deploy.doctor.http_checks import get_on_host
 
 TITLE = "Cluster: every node joined, replicas ready"
@@ -54,7 +60,7 @@ def worker_container_findings(deps: DoctorDeps) -> tuple[list[str], list[Finding
     return evidence, findings
 
 
-def _log_tail(docker: Any, container: str, lines: int = 3) -> list[str]:
+def _log_tail(docker: DockerLike, container: str, lines: int = 3) -> list[str]:
     try:
         text = docker.logs(container, tail=20)
     except Exception:  # noqa: BLE001 - the state alone is evidence enough
@@ -64,7 +70,7 @@ def _log_tail(docker: Any, container: str, lines: int = 3) -> list[str]:
 
 def check_cluster(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """All nodes joined and enough replicas ready; else which node, replica or rule."""
-    ready: dict | None = None
+    ready: dict[str, Any] | None = None
     try:
         answer = get_on_host(deps, facts, "/ready")
         ready = answer.body if isinstance(answer.body, dict) else None

@@ -30,7 +30,7 @@ from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.presets import load_preset
 from intelligensi_deploy.redact import redact
 from intelligensi_deploy.remote.docker import Docker
-from intelligensi_deploy.state import StateStore, build_log_path
+from intelligensi_deploy.state import Deployment, StateStore, build_log_path
 
 
 def http_get(url: str, timeout: float) -> HttpAnswer:
@@ -43,7 +43,7 @@ def http_get(url: str, timeout: float) -> HttpAnswer:
     return HttpAnswer(response.status_code, body)
 
 
-def build_deps(deployment: Any) -> DoctorDeps:
+def build_deps(deployment: Deployment) -> DoctorDeps:
     """The real dependencies for `deployment`: presets, SSH or this machine, Docker, Lambda."""
     lambda_client = LambdaClient.from_env if deployment.provider == "lambda" else None
     return DoctorDeps(
@@ -59,7 +59,7 @@ def build_deps(deployment: Any) -> DoctorDeps:
     )
 
 
-def _read_build_log(deployment: Any) -> str | None:
+def _read_build_log(deployment: Deployment) -> str | None:
     """The record of the deployment's last failed build (`up` writes it), if any."""
     try:
         return build_log_path(StateStore(), deployment.name).read_text(encoding="utf-8")

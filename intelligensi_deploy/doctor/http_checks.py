@@ -30,12 +30,12 @@ def _provider(deps: DoctorDeps) -> str:
 
 def _deployed_port(deps: DoctorDeps, facts: Facts) -> int:
     """The port the container was deployed with (the state), else the preset's."""
-    return int(deps.deployment.port or facts.preset.port)
+    return int(deps.deployment.port or facts.need_preset().port)
 
 
 def get_on_host(deps: DoctorDeps, facts: Facts, path: str) -> HttpAnswer:
     """GET `path` on the host's 127.0.0.1 at the deployed port, through the host's tunnel."""
-    with facts.host.forward(_deployed_port(deps, facts)) as local_port:
+    with facts.need_host().forward(_deployed_port(deps, facts)) as local_port:
         return deps.http_get(f"http://127.0.0.1:{local_port}{path}", deps.local_timeout)
 
 

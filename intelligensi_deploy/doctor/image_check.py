@@ -36,7 +36,7 @@ def check_bundled_image(deps: DoctorDeps, facts: Facts) -> CheckResult:
         return make_result("image", TITLE, "warn", ["no build recorded yet"],
                            fix="Run `fluxdeploy up` (it builds the image on the host).",
                            doc="image-build")
-    result = facts.docker.run_docker(image_inspect_args(tag), timeout=30)
+    result = facts.need_docker().run_docker(image_inspect_args(tag), timeout=30)
     if result.ok:
         return make_result("image", TITLE, "pass", [f"{tag} is on the host (built, not pulled)"])
     return make_result("image", TITLE, "warn", [f"{tag} is not on the host"],

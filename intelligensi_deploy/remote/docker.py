@@ -35,8 +35,9 @@ from intelligensi_deploy.remote.host import Host, RunResult, Stdin
 class DockerError(FluxdeployError):
     """A docker command failed; `result` holds what it printed."""
 
-    def __init__(self, message: str, *, result: RunResult | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str, *, result: RunResult | None = None, fix: str | None = None,
+                 doc: str | None = None) -> None:
+        super().__init__(message, fix=fix, doc=doc)
         self.result = result
 
 

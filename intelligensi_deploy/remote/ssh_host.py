@@ -15,7 +15,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.remote.host_protocol import (
@@ -274,7 +274,7 @@ class SSHHost:
             tunnel.close()
 
 
-def _send_stdin(channel: Any, data: Stdin) -> None:
+def _send_stdin(channel: paramiko.Channel, data: Stdin) -> None:
     """Send `data`, then EOF; a command that exits without reading it all is not an error."""
     try:
         for chunk in stdin_chunks(data):

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.remote.ssh_errors import SSHAuthError
@@ -69,11 +69,12 @@ def load_private_key(key_path: str) -> paramiko.PKey:
         ) from exc
 
 
-def tofu_policy(on_unknown: Callable[[Any], None]) -> Any:
+def tofu_policy(on_unknown: Callable[[paramiko.PKey], None]) -> paramiko.MissingHostKeyPolicy:
     import paramiko  # lazy: paramiko (~100 ms) only when a connection is made
 
     class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                             key: paramiko.PKey) -> None:
             on_unknown(key)
             client.get_host_keys().add(hostname, key.get_name(), key)
 

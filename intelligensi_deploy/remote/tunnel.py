@@ -7,7 +7,7 @@ import contextlib
 import select
 import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.remote.host_protocol import POLL_S, READ_CHUNK
@@ -34,7 +34,7 @@ class PortForward:
         self.local_port: int = self._listener.getsockname()[1]
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._open: set[Any] = set()
+        self._open: set[socket.socket | paramiko.Channel] = set()
         self._threads: list[threading.Thread] = []
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"fluxdeploy-forward-{self.local_port}", daemon=True
@@ -85,9 +85,9 @@ class PortForward:
             thread.join(timeout=5)
 
 
-def _pump(conn: socket.socket, channel: Any, stop: threading.Event) -> None:
+def _pump(conn: socket.socket, channel: paramiko.Channel, stop: threading.Event) -> None:
     """Copy bytes both ways until both sides finished sending; half-closes pass through."""
-    reading = [conn, channel]
+    reading: list[socket.socket | paramiko.Channel] = [conn, channel]
     try:
         while reading and not stop.is_set():
             readable, _, _ = select.select(reading, [], [], POLL_S)
