@@ -28,11 +28,13 @@ def price_line(instance_type: str, cents_per_hour: int, nodes: int = 1) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """`45 s`, `12 min`, `3 h 05 min`, `2 d 4 h`."""
+    """`45 s`, `1 min 15 s`, `12 min`, `3 h 05 min`, `2 d 4 h`."""
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 10 and rest:
+        return f"{minutes} min {rest} s"
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)

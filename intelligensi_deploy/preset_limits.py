@@ -69,6 +69,11 @@ class LimitsSection(BaseModel):
                 f"{value!r} has no unit: write it like 45m, 2h, 1h30m or 20s")
         return parse_duration(value)
 
+    @classmethod
+    def of(cls, idle: float | None = None, max_duration: float | None = None) -> LimitsSection:
+        """Limits in seconds, from code (a preset writes durations with a unit)."""
+        return cls.model_construct(idle=idle, max_duration=max_duration)
+
     @field_serializer("idle", "max_duration")
     def _written(self, value: float | None) -> str:
         return duration_text(value)
@@ -124,7 +129,7 @@ def resolve_limits(preset_limits: LimitsSection, flags: Mapping[str, str | None]
             except ValueError as exc:
                 raise FluxdeployError(f"{source}: {exc}", doc="limits") from None
             break
-    limits = LimitsSection.model_construct(**values)
+    limits = LimitsSection.of(values["idle"], values["max_duration"])
     try:
         check_limits(limits, provider, ready_timeout)
     except ValueError as exc:

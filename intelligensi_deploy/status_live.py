@@ -71,12 +71,16 @@ def ended_at_a_limit(dep: Deployment, environ: Mapping[str, str]) -> Deployment 
     """The record, saved as `down` with the reason, when Lambda says every instance of the
     deployment is gone (its watchdog ended it, or someone did in the dashboard); None while
     one runs, and when no API key is at hand to ask."""
-    ids = [n.instance_id for n in dep.nodes if n.instance_id] or [dep.instance_id]
+    ids: list[str | None] = [n.instance_id for n in dep.nodes if n.instance_id]
+    ids = ids or [dep.instance_id]
     if dep.provider != "lambda" or not all(ids) or secrets.lambda_api_key(environ) is None:
         return None
-    with LambdaClient.from_env(environ) as client:
-        if not all(instance_gone(client, i) for i in ids if i):
-            return None
+    try:
+        with LambdaClient.from_env(environ) as client:
+            if not all(instance_gone(client, i) for i in ids if i):
+                return None
+    except FluxdeployError:
+        return None  # Lambda did not answer: the live view below says what it can
     reason, line = ended_by(watchdog_log(dep))
     nodes = [n.model_copy(update={"instance_id": None, "ip": None, "host_key": None})
              for n in dep.nodes]

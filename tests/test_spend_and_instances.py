@@ -210,3 +210,18 @@ def test_instances_status_and_down_instance_from_the_command_line(
     unknown = _cli("down", "--instance", "nope", lam=lam, home=home)
     assert unknown.returncode == 1 and "fluxdeploy instances" in unknown.stderr
     assert KEY not in listed.stdout + table.stdout + ended.stdout + ended.stderr
+
+
+def test_doctor_warns_of_instances_fluxdeploy_launched_that_no_record_knows(
+        lam: FakeLambda, client: LambdaClient, key_path: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ids = _three_instances(lam, client, key_path, home)
+    result = _cli("doctor", "--json", "--name", "mine", lam=lam, home=home)
+    checks = {c["id"]: c for c in json.loads(result.stdout)["checks"]}
+    forgotten = checks["forgotten"]
+    assert forgotten["status"] == "warn" and "down --instance" in forgotten["fix"]
+    assert any(ids["theirs"] in line and "'theirs'" in line for line in forgotten["evidence"])
+    assert not any(ids["hand"] in line for line in forgotten["evidence"])  # not fluxdeploy's
+    client.terminate([ids["theirs"]])
+    again = json.loads(_cli("doctor", "--json", "--name", "mine", lam=lam, home=home).stdout)
+    assert {c["id"]: c for c in again["checks"]}["forgotten"]["status"] == "pass"

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from intelligensi_deploy.diagnosis.findings import Finding
 
+if TYPE_CHECKING:  # types only: this module stays as light as the data it holds
+    from intelligensi_deploy.cloud.lambda_api import LambdaClient
+    from intelligensi_deploy.cloud.lambda_types import Instance
+    from intelligensi_deploy.presets import Preset
+    from intelligensi_deploy.remote.host_protocol import Host
+    from intelligensi_deploy.state import Deployment, NodeRecord
+from intelligensi_deploy.state_records import read_records
+
 Status = Literal["pass", "warn", "fail", "skip"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -55,15 +64,16 @@ class DoctorDeps:
     `http_get` does one GET with a timeout.
     """
 
-    deployment: Any                                   # state.Deployment
-    load_preset: Callable[[str], Any]                 # presets.load_preset
-    connect: Callable[[], Any]                        # -> remote.host.Host
-    docker_for: Callable[[Any], DockerLike]           # Host -> Docker
+    deployment: Deployment
+    load_preset: Callable[[str], Preset]              # presets.load_preset
+    connect: Callable[[], Host]
+    docker_for: Callable[[Host], DockerLike]          # Host -> Docker
     http_get: HttpGet
-    lambda_client: Callable[[], Any] | None = None    # -> cloud.lambda_api.LambdaClient
+    lambda_client: Callable[[], LambdaClient] | None = None
     build_log: Callable[[], str | None] | None = None  # the last failed build's record
-    connect_node: Callable[[Any], Any] | None = None  # state.NodeRecord -> Host (clusters)
+    connect_node: Callable[[NodeRecord], Host] | None = None  # a node's Host (clusters)
     environ: Mapping[str, str] = field(default_factory=dict)
+    records: Callable[[], list[dict[str, Any]]] = read_records  # this machine's records
     log_tail: int = 200
     local_timeout: float = 5.0
     external_timeout: float = 3.0
@@ -73,15 +83,36 @@ class DoctorDeps:
 class Facts:
     """What the checks found so far, for the checks after them."""
 
-    preset: Any = None
-    client: Any = None
-    instances: dict[str, Any] = field(default_factory=dict)
-    instance: Any = None
-    host: Any = None
+    preset: Preset | None = None
+    client: LambdaClient | None = None
+    instances: dict[str, Instance] = field(default_factory=dict)
+    instance: Instance | None = None
+    host: Host | None = None
     docker: DockerLike | None = None
     docker_info: dict[str, Any] = field(default_factory=dict)
     container: dict[str, Any] | None = None
     log_findings: list[Finding] = field(default_factory=list)
+
+    # What a check needs from the checks before it (its `needs`): the runner skips it when
+    # they failed, so None here means a check ran out of order; the runner reports the error
+    # as that check's failure.
+    def need_preset(self) -> Preset:
+        return _needed(self.preset, "preset")
+
+    def need_client(self) -> LambdaClient:
+        return _needed(self.client, "lambda-key")
+
+    def need_host(self) -> Host:
+        return _needed(self.host, "host")
+
+    def need_docker(self) -> DockerLike:
+        return _needed(self.docker, "docker")
+
+
+def _needed(value: _T | None, check_id: str) -> _T:
+    if value is None:
+        raise RuntimeError(f"doctor ran a check before the {check_id!r} check it needs")
+    return value
 
 
 CheckFn = Callable[[DoctorDeps, Facts], CheckResult]

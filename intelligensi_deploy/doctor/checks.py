@@ -18,6 +18,7 @@ from typing import Any
 from intelligensi_deploy import secrets
 from intelligensi_deploy.diagnosis.diagnose import diagnose
 from intelligensi_deploy.diagnosis.findings import make_finding
+from intelligensi_deploy.doctor.account_check import check_forgotten
 from intelligensi_deploy.doctor.check_types import (
     Check,
     CheckResult,
@@ -78,13 +79,14 @@ def check_tokens(deps: DoctorDeps, facts: Facts) -> CheckResult:
     title = "Tokens in the environment (names only)"
     present = secrets.present_token_names(deps.environ)
     evidence = [f"set: {', '.join(present) if present else 'none'}"]
-    model = facts.preset.server.model
+    preset = facts.need_preset()
+    model = preset.server.model
     if model in GATED_MODELS and secrets.hf_token(deps.environ) is None:
         return make_result("tokens", title, "warn", evidence + [f"{model} is gated: no HF_TOKEN"],
                            fix="export HF_TOKEN=<token with access to the model> and run "
                            "`fluxdeploy up` again (the container reads it from its env file).",
                            doc="hf-auth")
-    if str(facts.preset.image).startswith("ghcr.io/") and not secrets.ghcr_token(deps.environ):
+    if str(preset.image).startswith("ghcr.io/") and not secrets.ghcr_token(deps.environ):
         evidence.append("no GHCR_TOKEN: pulls from ghcr.io work only for a public image")
     return make_result("tokens", title, "pass", evidence)
 
@@ -96,8 +98,8 @@ def check_lambda_key(deps: DoctorDeps, facts: Facts) -> CheckResult:
         return make_result("lambda-key", title, "fail", ["no Lambda client available"],
                            fix="export LAMBDA_API_KEY=<key from https://cloud.lambda.ai/api-keys>",
                            doc="lambda-api-key")
-    facts.client = deps.lambda_client()
-    instances = facts.client.list_instances()
+    facts.client = client = deps.lambda_client()
+    instances = client.list_instances()
     facts.instances = {i.id: i for i in instances}
     return make_result("lambda-key", title, "pass",
                        [f"the API answered: {len(instances)} instance(s) in the account"])
@@ -111,7 +113,8 @@ def check_instance(deps: DoctorDeps, facts: Facts) -> CheckResult:
         return make_result("instance", title, "fail", ["the deployment has no instance id"],
                            fix="Run `fluxdeploy up` to launch (or resume) it.", doc="lambda-boot")
     try:
-        inst = facts.instances.get(dep.instance_id) or facts.client.get_instance(dep.instance_id)
+        inst = (facts.instances.get(dep.instance_id)
+                or facts.need_client().get_instance(dep.instance_id))
     except FluxdeployError as exc:
         if getattr(exc, "code", None) != "global/object-does-not-exist":
             raise
@@ -142,9 +145,9 @@ def check_host(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """SSH reaches the VM with the pinned host key (or, provider local, this machine)."""
     title = "SSH reaches the host (pinned host key)"
     dep = deps.deployment
-    facts.host = deps.connect()
-    result = facts.host.run(["true"], timeout=30)
-    label = getattr(facts.host, "label", "host")
+    facts.host = host = deps.connect()
+    result = host.run(["true"], timeout=30)
+    label = getattr(host, "label", "host")
     if not result.ok:
         return make_result("ssh", title, "fail", [f"`true` on {label} exited {result.returncode}"],
                            fix="Check the SSH user and key in the preset.", doc="ssh-auth")
@@ -162,8 +165,8 @@ def check_host(deps: DoctorDeps, facts: Facts) -> CheckResult:
 def check_docker(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """The Docker daemon on the host answers."""
     title = "Docker daemon answers"
-    facts.docker = deps.docker_for(facts.host)
-    result = facts.docker.run_docker(["info", "--format", "{{json .}}"], timeout=30)
+    facts.docker = docker = deps.docker_for(facts.need_host())
+    result = docker.run_docker(["info", "--format", "{{json .}}"], timeout=30)
     if not result.ok:
         return make_result("docker", title, "fail", _tail(result.output, 3),
                            fix="Start Docker on the host (`sudo systemctl start docker`).",
@@ -185,7 +188,7 @@ def _gpu_not_needed(deps: DoctorDeps, facts: Facts) -> str | None:
 def check_gpu(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """The NVIDIA driver answers on the host and Docker has the NVIDIA runtime."""
     title = "GPU visible to containers"
-    smi = facts.host.run(["nvidia-smi", "-L"], timeout=30)
+    smi = facts.need_host().run(["nvidia-smi", "-L"], timeout=30)
     gpus = [line for line in smi.stdout.splitlines() if line.startswith("GPU ")]
     runtimes = set(facts.docker_info.get("Runtimes") or {})
     cdi = json.dumps(facts.docker_info.get("DiscoveredDevices") or [])
@@ -223,7 +226,7 @@ def check_container(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """The container runs (not restarting, not exited); OOMKilled and exit codes are named."""
     title = "Container is running"
     name = _container_name(deps)
-    facts.container = facts.docker.inspect(name)
+    facts.container = facts.need_docker().inspect(name)
     if facts.container is None:
         return make_result("container", title, "fail", [f"no container named {name}"],
                            fix="Run `fluxdeploy up` to start it.", doc="docker-run")
@@ -260,7 +263,7 @@ def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
     title = f"Container log (last {deps.log_tail} lines) diagnosed"
     if facts.container is None:
         return make_result("logs", title, "skip", ["skipped: there is no container to read"])
-    text = facts.docker.logs(_container_name(deps), tail=deps.log_tail)
+    text = facts.need_docker().logs(_container_name(deps), tail=deps.log_tail)
     findings = diagnose(text, secrets=_token_values(deps))
     facts.log_findings = findings
     if not findings:
@@ -268,7 +271,8 @@ def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
         return make_result("logs", title, "pass", [f"{count} lines, no known problem"])
     evidence = [f"{f.id}: {f.evidence[0] if f.evidence else f.title}" for f in findings]
     worst = findings[0]
-    status: Status = {"error": "fail", "warning": "warn"}.get(worst.severity, "pass")
+    verdicts: dict[str, Status] = {"error": "fail", "warning": "warn"}
+    status = verdicts.get(worst.severity, "pass")
     if status != "pass":
         title = f"Container log: {worst.title}"
     return make_result("logs", title, status, evidence, fix=worst.fix, doc=worst.doc,
@@ -285,6 +289,8 @@ CHECKS: tuple[Check, ...] = (
           not_applicable=_only_lambda),
     Check("instance", "Instance is active", check_instance, needs=("lambda-key",),
           not_applicable=_only_lambda),
+    Check("forgotten", "Every instance fluxdeploy launched has a record here", check_forgotten,
+          needs=("lambda-key",), not_applicable=_only_lambda),
     Check("ssh", "SSH reaches the host (pinned host key)", check_host, needs=("instance",)),
     Check("docker", "Docker daemon answers", check_docker, needs=("ssh",)),
     Check("gpu", "GPU visible to containers", check_gpu, needs=("docker", "preset"),

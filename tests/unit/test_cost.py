@@ -23,7 +23,8 @@ def test_the_price_line_names_type_price_and_a_cluster_total() -> None:
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0 s"), (59.4, "59 s"), (60, "1 min"), (3599, "59 min"), (3600, "1 h 00 min"),
+    (0, "0 s"), (59.4, "59 s"), (60, "1 min"), (75, "1 min 15 s"), (599, "9 min 59 s"),
+    (3599, "59 min"), (3600, "1 h 00 min"),
     (2 * 3600 + 5 * 60, "2 h 05 min"), (47 * 3600, "47 h 00 min"), (50 * 3600, "2 d 2 h"),
     (-5, "0 s"),
 ])

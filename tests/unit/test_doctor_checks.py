@@ -243,6 +243,7 @@ def make_deps(*, provider: str = "lambda", exposure: str = "public", host: FakeH
         http_get=http,
         lambda_client=(lambda: cloud),
         environ=environ if environ is not None else {"LAMBDA_API_KEY": "secret_x_" + "a" * 32},
+        records=list,
     )
 
 
@@ -272,7 +273,8 @@ def test_healthy_public_lambda_deployment_passes_every_check() -> None:
 def test_checks_run_in_the_documented_order() -> None:
     report = run_checks(make_deps())
     assert [c.id for c in report.checks] == [
-        "preset", "tokens", "lambda-key", "instance", "ssh", "docker", "gpu", "image",
+        "preset", "tokens", "lambda-key", "instance", "forgotten", "ssh", "docker", "gpu",
+        "image",
         "container", "logs", "health", "ready", "external", "cluster"]
 
 
@@ -687,7 +689,7 @@ def test_doctor_json_shape() -> None:
         assert isinstance(item["evidence"], list)
     for item in doc["findings"]:
         assert set(item) == {"id", "severity", "title", "evidence", "fix", "doc"}
-    assert doc["summary"].startswith("11 passed, 1 failed")
+    assert doc["summary"].startswith("12 passed, 1 failed")
     json.dumps(doc)  # serialisable
 
 
