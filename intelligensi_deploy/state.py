@@ -54,7 +54,11 @@ class Deployment(BaseModel):
     A multi-node cluster lists every node in `nodes` (node 1 first); the top-level
     instance_id / ip / host_key / container_name are node 1's, so every command that talks to
     "the deployment" (logs, tunnel, generate, open) talks to the head, where the endpoint is.
-    `ray_rule_ips` are the node addresses that have a Ray firewall rule (one /32 each).
+    `firewall_ruleset_id` is the deployment's own Lambda firewall ruleset (SSH, the public
+    port, a cluster's Ray rules), attached to its instances at launch. `firewall_rule` and
+    `ray_rule_ips` are what an earlier fluxdeploy wrote into the account-wide legacy rules
+    (the public port's rule; the node addresses with a Ray /32 rule): kept so `down` removes
+    them.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -76,7 +80,8 @@ class Deployment(BaseModel):
     image_source: Literal["bundled", "registry"] | None = None  # built on the host, or pulled
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
-    firewall_rule: dict[str, Any] | None = None
+    firewall_rule: dict[str, Any] | None = None  # legacy, account-wide (older records)
+    firewall_ruleset_id: str | None = None  # this deployment's own ruleset (cloud/rulesets.py)
     launched_at: float | None = None  # the instance's launch (node 1's for a cluster)
     price_cents_per_hour: int | None = None  # per instance, from GET /instance-types at launch
     idle_limit_s: float | None = None  # the limits in force (preset_limits.py), None: off
@@ -94,10 +99,12 @@ class Deployment(BaseModel):
 
     @property
     def holds_resources(self) -> bool:
-        """Whether anything exists to clean up (an instance, a firewall rule, a container)."""
+        """Whether anything exists to clean up (an instance, a firewall ruleset or rule, a
+        container)."""
         return holds_resources(self.model_dump(include={"provider", "instance_id",
                                                         "firewall_rule", "phase", "nodes",
-                                                        "ray_rule_ips"}))
+                                                        "ray_rule_ips",
+                                                        "firewall_ruleset_id"}))
 
     @property
     def is_cluster(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from intelligensi_deploy.errors import FluxdeployError
 
 # Phases in which nothing exists yet on an SSH host or this machine (a Lambda record counts
-# its instance and firewall rule instead).
+# its instances, firewall ruleset and legacy firewall rules instead).
 NOTHING_CREATED_PHASES = ("launching", "booting", "down")
 
 
@@ -55,10 +55,12 @@ def read_records(folder: Path | None = None) -> list[dict[str, Any]]:
 
 def holds_resources(record: Mapping[str, Any]) -> bool:
     """Whether anything exists that `down` must clean up: for Lambda an instance (of any
-    node) or a firewall rule; for an SSH host or this machine, a container or secrets file (phase deploying on)."""
+    node), the deployment's firewall ruleset or a legacy firewall rule; for an SSH host or
+    this machine, a container or secrets file (phase deploying on)."""
     if record.get("provider") == "lambda":
         nodes = record.get("nodes") or []
         return bool(record.get("instance_id") or record.get("firewall_rule")
+                    or record.get("firewall_ruleset_id")
                     or record.get("ray_rule_ips")
                     or any(node.get("instance_id") for node in nodes))
     return record.get("phase") not in NOTHING_CREATED_PHASES

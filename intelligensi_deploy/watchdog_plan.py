@@ -31,9 +31,10 @@ class WatchPlan:
     limits: LimitsSection
     launched_at: float
     instances: tuple[str, ...]
-    rules: tuple[str, ...]  # firewall rule descriptions to remove before terminating
+    rules: tuple[str, ...]  # legacy firewall rule descriptions to remove before terminating
     api_url: str | None = None  # LAMBDA_API_URL when set (the default is Lambda's)
     interval_s: float = DEFAULT_INTERVAL_S
+    ruleset: str | None = None  # the deployment's firewall ruleset, deleted after terminating
 
 
 def watchdog_env(plan: WatchPlan) -> dict[str, str]:
@@ -47,6 +48,7 @@ def watchdog_env(plan: WatchPlan) -> dict[str, str]:
         "FLUXDEPLOY_WATCH_INSTANCES": ",".join(plan.instances),
         "FLUXDEPLOY_WATCH_RULES": json.dumps(list(plan.rules)),
         "FLUXDEPLOY_WATCH_INTERVAL_S": f"{plan.interval_s:g}",
+        "FLUXDEPLOY_WATCH_RULESET": plan.ruleset or "",
     }
     if plan.api_url:
         env["LAMBDA_API_URL"] = plan.api_url

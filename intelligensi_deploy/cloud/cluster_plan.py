@@ -116,20 +116,26 @@ def launch_cluster(client: LambdaClient, plan: ClusterLaunchPlan, ssh_key_name: 
                    recorded: Sequence[RecordedNode] = (),
                    on_launched: Callable[[RecordedNode], None],
                    on_terminated: Callable[[RecordedNode], None] = lambda node: None,
+                   firewall_rulesets: Callable[[str], Sequence[str]] | None = None,
                    ) -> list[RecordedNode]:
     """Launch ``plan.to_launch`` one at a time (Lambda takes one instance per call).
 
     ``on_launched`` records each node the moment its id is known. A region that refuses the
     first node moves on to the next fallback region; a refusal after that terminates every
     node of the cluster (``on_terminated`` for each) and raises ClusterCapacityError.
+    ``firewall_rulesets(region)`` gives the ruleset ids every node launched there carries
+    (asked once per region, before its first launch).
     """
     nodes = list(recorded)
     regions = [plan.region, *plan.fallback_regions] if not recorded else [plan.region]
     for region in regions:
+        rulesets: Sequence[str] | None = None
         try:
             for name in plan.to_launch:
+                if rulesets is None and firewall_rulesets is not None:
+                    rulesets = firewall_rulesets(region)
                 ids = client.launch(region, plan.instance_type, ssh_key_name, name=name,
-                                    tags=plan.tags(name))
+                                    tags=plan.tags(name), firewall_rulesets=rulesets)
                 node = RecordedNode(name, ids[0], region)
                 nodes.append(node)
                 on_launched(node)

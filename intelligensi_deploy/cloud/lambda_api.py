@@ -40,6 +40,7 @@ from intelligensi_deploy.cloud.lambda_errors import (
 from intelligensi_deploy.cloud.lambda_types import (
     FileSystem,
     FirewallRule,
+    FirewallRuleset,
     Instance,
     InstanceType,
     SSHKey,
@@ -136,6 +137,10 @@ class LambdaClient:
     def close(self) -> None:
         self._http.close()
 
+    def pause(self, seconds: float) -> None:
+        """Wait as this client waits between retries (its injectable ``sleep``)."""
+        self._sleep(seconds)
+
     def __enter__(self) -> Self:
         return self
 
@@ -225,6 +230,39 @@ class LambdaClient:
         data = self._call("PUT", "/firewall-rules", "Writing firewall rules",
                           json={"data": [rule.to_api() for rule in rules]})
         return [FirewallRule.from_api(item) for item in data]
+
+    def firewall_rulesets(self) -> list[FirewallRuleset]:
+        data = self._call("GET", "/firewall-rulesets", "Listing firewall rulesets")
+        return [FirewallRuleset.from_api(item) for item in data]
+
+    def get_firewall_ruleset(self, ruleset_id: str) -> FirewallRuleset:
+        data = self._call("GET", f"/firewall-rulesets/{quote(ruleset_id, safe='')}",
+                          f"Reading firewall ruleset {ruleset_id}")
+        return FirewallRuleset.from_api(data)
+
+    def create_firewall_ruleset(self, name: str, region: str, rules: Sequence[FirewallRule]
+                                ) -> FirewallRuleset:
+        """A new ruleset in ``region`` (it applies only to instances launched with it)."""
+        data = self._call("POST", "/firewall-rulesets",
+                          f"Creating firewall ruleset {name!r} in {region}",
+                          json={"name": name, "region": region,
+                                "rules": [rule.to_api() for rule in rules]},
+                          idempotent=False)
+        return FirewallRuleset.from_api(data)
+
+    def update_firewall_ruleset(self, ruleset_id: str, rules: Sequence[FirewallRule]
+                                ) -> FirewallRuleset:
+        """Replace the rules of one ruleset (its instances only; the name is kept)."""
+        data = self._call("PATCH", f"/firewall-rulesets/{quote(ruleset_id, safe='')}",
+                          f"Updating firewall ruleset {ruleset_id}",
+                          json={"rules": [rule.to_api() for rule in rules]})
+        return FirewallRuleset.from_api(data)
+
+    def delete_firewall_ruleset(self, ruleset_id: str) -> None:
+        """Delete one ruleset; Lambda refuses (FirewallRulesetInUse) while an instance that
+        is not terminated uses it."""
+        self._call("DELETE", f"/firewall-rulesets/{quote(ruleset_id, safe='')}",
+                   f"Deleting firewall ruleset {ruleset_id}")
 
     # ----------------------------------------------------------------- transport
 

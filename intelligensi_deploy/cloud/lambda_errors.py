@@ -71,6 +71,13 @@ class AccountInactive(LambdaAPIError):
                    "Cloud dashboard; contact Lambda Support if it persists.")
 
 
+class FirewallRulesetInUse(LambdaAPIError):
+    code = "firewall-rulesets/firewall-ruleset-in-use"
+    default_fix = ("Terminate every instance that uses the ruleset (`fluxdeploy down`), wait "
+                   "until Lambda shows them terminated, then run `fluxdeploy down` again.")
+    doc = "firewall-rulesets"
+
+
 class LambdaUnavailable(LambdaAPIError):
     """No usable answer after retries: rate limited, server errors or network failures."""
 
@@ -81,7 +88,7 @@ class LambdaUnavailable(LambdaAPIError):
 ERRORS_BY_CODE: dict[str, type[LambdaAPIError]] = {
     cls.code: cls for cls in (InvalidAPIKey, InvalidParameters, InsufficientCapacity,
                               QuotaExceeded, ObjectNotFound, FileSystemInWrongRegion,
-                              AccountInactive)
+                              AccountInactive, FirewallRulesetInUse)
     if cls.code
 }
 
@@ -95,6 +102,8 @@ WHAT_WENT_WRONG: dict[str, str] = {
     "instance-operations/launch/file-system-in-wrong-region": "The file system is in a "
                                                                "different region than the launch",
     "global/account-inactive": "Your Lambda account is inactive",
+    "firewall-rulesets/firewall-ruleset-in-use": "The firewall ruleset is still attached to "
+                                                 "an instance that is not terminated yet",
 }
 
 

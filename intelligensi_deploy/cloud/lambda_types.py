@@ -1,6 +1,6 @@
 """What the Lambda Cloud API returns, as frozen dataclasses read from its JSON (`from_api`),
 following Lambda's OpenAPI description: instance types with their regions' capacity,
-instances, SSH keys, file systems, firewall rules."""
+instances, SSH keys, file systems, firewall rules and rulesets."""
 
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ class Instance:
     file_system_names: tuple[str, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()  # (key, value), as launched
     price_cents_per_hour: int | None = None  # the instance type's price
+    firewall_rulesets: tuple[str, ...] = ()  # ids of the rulesets attached at launch
 
     def tag(self, key: str) -> str | None:
         """The value of tag `key`, if the instance carries it."""
@@ -79,6 +80,7 @@ class Instance:
             file_system_names=tuple(data.get("file_system_names", ())),
             tags=tuple((str(t["key"]), str(t["value"])) for t in data.get("tags") or ()),
             price_cents_per_hour=int(price) if price is not None else None,
+            firewall_rulesets=tuple(str(r["id"]) for r in data.get("firewall_rulesets") or ()),
         )
 
 
@@ -130,3 +132,20 @@ class FirewallRule:
         if self.port_range is not None:
             body["port_range"] = list(self.port_range)
         return body
+
+
+@dataclass(frozen=True)
+class FirewallRuleset:
+    """A named set of inbound rules in one region, attached to instances at launch."""
+
+    id: str
+    name: str
+    region: str
+    rules: tuple[FirewallRule, ...]
+    instance_ids: tuple[str, ...] = ()  # the instances it is attached to
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> FirewallRuleset:
+        return cls(str(data["id"]), str(data["name"]), str(data["region"]["name"]),
+                   tuple(FirewallRule.from_api(rule) for rule in data.get("rules") or ()),
+                   tuple(str(i) for i in data.get("instance_ids") or ()))

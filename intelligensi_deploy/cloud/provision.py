@@ -148,7 +148,8 @@ def rule_covers(rule: FirewallRule, port: int, cidr: str) -> bool:
 
 
 def firewall_applies(region: str) -> bool:
-    """Lambda's account-wide firewall rules do not apply in us-south-1."""
+    """Lambda's account-wide (legacy) firewall rules do not apply in us-south-1 (the OpenAPI
+    file says so of `/firewall-rules`; it says nothing of rulesets there)."""
     return region not in FIREWALL_EXEMPT_REGIONS
 
 
@@ -160,13 +161,17 @@ def launch_first_available(client: LambdaClient, instance_type: str,
                            name: str, file_system: str | None = None,
                            tags: Mapping[str, str] | None = None,
                            instance_types: Sequence[InstanceType] | None = None,
-                           on_launched: Callable[[str, str], None]) -> Launched:
+                           on_launched: Callable[[str, str], None],
+                           firewall_rulesets: Callable[[str], Sequence[str]] | None = None
+                           ) -> Launched:
     """Launch one instance in the first preferred region that takes it.
 
     ``on_launched(instance_id, region)`` is called as soon as the API returns the id. An
     insufficient-capacity answer moves on to the next region. A file system pins the launch
     to its region (it is created in the first candidate region when it does not exist yet).
     ``tags`` are set on the instance; ``instance_types``, when given, saves listing them again.
+    ``firewall_rulesets(region)`` gives the ruleset ids to attach in a region (a ruleset must
+    be in the instance's region), asked before each region's launch.
     """
     types = list(instance_types) if instance_types is not None else client.instance_types()
     candidates = choose_regions(types, instance_type, preferred_regions)
@@ -179,10 +184,11 @@ def launch_first_available(client: LambdaClient, instance_type: str,
             fs_region = client.create_file_system(file_system, region).region
         elif fs_region is not None and region != fs_region:
             continue
+        rulesets = firewall_rulesets(region) if firewall_rulesets is not None else None
         try:
             ids = client.launch(region, instance_type, ssh_key_name, name=name,
                                 file_system_names=[file_system] if file_system else None,
-                                tags=tags)
+                                tags=tags, firewall_rulesets=rulesets)
         except InsufficientCapacity:
             tried.append(region)
             continue

@@ -1,13 +1,14 @@
-"""`down` for a multi-node cluster: every node's container and env file, the Ray firewall
-rules and the serving-port rule, and every instance. A node that cannot be reached is
-terminated anyway (that removes its container too)."""
+"""`down` for a multi-node cluster: every node's container and env file, the legacy
+account-wide rules an earlier fluxdeploy recorded for it, every instance, then the
+deployment's firewall ruleset. A node that cannot be reached is terminated anyway (that
+removes its container too)."""
 
 from __future__ import annotations
 
 from intelligensi_deploy import names
 from intelligensi_deploy.cloud import provision
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
-from intelligensi_deploy.cloud.ray_ports import remove_ray_rules
+from intelligensi_deploy.deploy.firewall import delete_deployment_ruleset, remove_legacy_rules
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.steps import remote_home
 from intelligensi_deploy.deploy.watchdog import remove_watchdog
@@ -19,8 +20,8 @@ from intelligensi_deploy.state import Deployment, StateStore, Tracker, drop_node
 
 def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
                  client: LambdaClient) -> Deployment:
-    """Every node's container and env file, the Ray rules and the serving-port rule, every
-    instance: gone. A node that cannot be reached is terminated anyway."""
+    """Every node's container and env file, the legacy rules, every instance, the ruleset:
+    gone. A node that cannot be reached is terminated anyway."""
     tracker = Tracker(store, dep)
     for node in dep.nodes:
         if not node.ip:
@@ -39,16 +40,7 @@ def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
         except FluxdeployError as exc:
             ui.warn(f"Could not reach node {node.index} ({node.ip}) to remove its container "
                     f"({exc.message}); terminating the instance removes it anyway.")
-    rules = client.firewall_rules()
-    kept = remove_ray_rules(rules, dep.name)
-    if len(kept) != len(rules):
-        client.set_firewall_rules(kept)
-        ui.step(f"Removed the Ray firewall rules of the {len(rules) - len(kept)} nodes")
-    tracker.update(ray_rule_ips=[])
-    if dep.firewall_rule:
-        provision.remove_firewall_rule(client, dep.firewall_rule)
-        ui.step(f"Removed the firewall rule for TCP {dep.port}")
-        tracker.update(firewall_rule=None)
+    remove_legacy_rules(dep, tracker, ui, client)
     for node in dep.nodes:
         if node.instance_id:
             if provision.terminate_if_present(client, node.instance_id):
@@ -57,5 +49,6 @@ def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
             else:
                 ui.detail(f"node {node.index}: instance {node.instance_id} was already gone")
         drop_node(tracker, node.index)
-    return tracker.update(phase="down", instance_id=None, ip=None, host_key=None,
-                          launched_at=None)
+    tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None)
+    delete_deployment_ruleset(tracker, ui, client)
+    return tracker.update(phase="down")

@@ -1,6 +1,7 @@
 """A cluster's machines (a preset with `scale.nodes` > 1): every node launched in one region,
 or none (cloud/cluster_plan.py), each recorded the moment Lambda gives its id, active with an
-address; Ray's ports open to the nodes' own addresses only; an SSH connection to each."""
+address, each carrying the deployment's firewall ruleset (deploy/firewall.py) whose Ray rules
+open to the nodes' own addresses only; an SSH connection to each."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ from intelligensi_deploy.cloud.cluster_plan import (
 )
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.cloud.lambda_types import Instance
-from intelligensi_deploy.cloud.ray_ports import RAY_PORTS, merge_ray_rules
+from intelligensi_deploy.cloud.ray_ports import RAY_PORTS
+from intelligensi_deploy.deploy.firewall import drop_unused_ruleset, open_ports, ruleset_hook
 from intelligensi_deploy.deploy.launch import (
     Approve,
     approve_launch,
     ensure_account_key,
     instance_gone,
-    open_public_port,
 )
 from intelligensi_deploy.deploy.reporter import Reporter
+from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.machines import connect_node
 from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
@@ -75,8 +77,14 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
         drop_node(tracker, index_of[node.name])
         ui.detail(f"terminated {node.name} ({node.instance_id})")
 
-    launch_cluster(client, plan, machine.ssh_key_name, recorded=recorded,
-                   on_launched=launched, on_terminated=terminated)
+    known_ips = [n.ip for n in tracker.dep.nodes if n.ip]
+    try:
+        launch_cluster(client, plan, machine.ssh_key_name, recorded=recorded,
+                       on_launched=launched, on_terminated=terminated,
+                       firewall_rulesets=ruleset_hook(preset, tracker, ui, client, known_ips))
+    except FluxdeployError:
+        drop_unused_ruleset(tracker, client, ui)
+        raise
     ui.step("Waiting for every node to be active (boot takes minutes)")
     for node in list(tracker.dep.nodes):
         assert node.instance_id is not None
@@ -93,19 +101,13 @@ def launch_nodes(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaC
 
 def open_cluster_ports(preset: Preset, tracker: Tracker, ui: Reporter,
                        client: LambdaClient) -> None:
-    """One /32 rule per node for Ray's port range (never wider), and the serving port's rule
-    when the preset is public. The addresses are recorded before the rules are written."""
+    """The deployment's ruleset PATCHed once every node has its address: one /32 rule per
+    node for Ray's port range (never wider), SSH, and the serving port when the preset is
+    public. (A cluster an earlier fluxdeploy launched keeps its account-wide rules.)"""
     ips = [n.ip for n in tracker.dep.nodes if n.ip]
-    tracker.update(ray_rule_ips=sorted(set(ips) | set(tracker.dep.ray_rule_ips)))
-    rules = client.firewall_rules()
-    wanted = merge_ray_rules(rules, tracker.dep.name, ips)
-    if [r.to_api() for r in wanted] != [r.to_api() for r in rules]:
-        client.set_firewall_rules(wanted)
+    open_ports(preset, tracker, ui, client, ips)
     low, high = RAY_PORTS.range
     ui.step(f"Ray's ports {low}-{high} open to the {len(ips)} nodes only (one /32 rule each)")
-    tracker.update(ray_rule_ips=ips)
-    if preset.exposure == "public" and tracker.dep.firewall_rule is None:
-        open_public_port(preset, tracker, ui, client)
 
 
 def connect_nodes(tracker: Tracker, ui: Reporter, timeout: float) -> dict[int, Host]:

@@ -79,8 +79,9 @@ def up_cluster(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaCli
 
 def cluster_watch_plan(dep: Deployment, limits: LimitsSection, environ: Mapping[str, str]
                        ) -> WatchPlan:
-    """What the head's watchdog ends: every node, their Ray rules and the public port's rule
-    (nothing is left behind)."""
+    """What the head's watchdog ends: every node, then the deployment's firewall ruleset
+    (and, before terminating, the legacy rules an earlier fluxdeploy recorded: nothing is
+    left behind)."""
     rules = [ray_rule_description(dep.name, ip) for ip in dep.ray_rule_ips]
     if dep.firewall_rule:
         rules.append(names.rule_description(dep.name))
@@ -90,7 +91,8 @@ def cluster_watch_plan(dep: Deployment, limits: LimitsSection, environ: Mapping[
         launched_at=min(started) if started else time.time(),
         instances=tuple(n.instance_id for n in dep.nodes if n.instance_id), rules=tuple(rules),
         api_url=environ.get("LAMBDA_API_URL") or None,
-        interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S))
+        interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S),
+        ruleset=dep.firewall_ruleset_id)
 
 
 # ---------------------------------------------------------------- the containers

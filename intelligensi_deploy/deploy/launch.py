@@ -1,6 +1,7 @@
-"""Getting a Lambda machine for a deployment: reuse the recorded instance or launch one (the
-record is saved the moment Lambda gives an id, so a kill during `up` never loses an instance),
-wait until it is active, open the public port when the preset asks, then connect over SSH."""
+"""Getting a Lambda machine for a deployment: reuse the recorded instance or launch one with
+the deployment's own firewall ruleset attached (deploy/firewall.py; the record is saved the
+moment Lambda gives an id, so a kill during `up` never loses an instance), wait until it is
+active, bring its rules to the preset, then connect over SSH."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.cloud.lambda_errors import LambdaAPIError
 from intelligensi_deploy.cloud.lambda_types import InstanceType
 from intelligensi_deploy.cost import price_line
+from intelligensi_deploy.deploy.firewall import drop_unused_ruleset, open_ports, ruleset_hook
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.machines import connect, connect_ssh
@@ -52,17 +54,18 @@ def provision_lambda(
     approve: Approve | None = None, limits: LimitsSection | None = None,
 ) -> None:
     """Reuse the recorded instance if it still exists, else launch one (after the price line
-    and, on a terminal, `approve`); wait until active."""
+    and, on a terminal, `approve`) with the deployment's firewall ruleset; wait until
+    active. A launch that launched nothing deletes the ruleset it made."""
     assert preset.lambda_ is not None
     machine = preset.lambda_
     dep = tracker.dep
     if dep.instance_id:
         if instance_gone(client, dep.instance_id):
             ui.warn(f"Recorded instance {dep.instance_id} is gone; launching a new one.")
-            # the firewall rule is account-wide and outlives the instance: keep it recorded
+            # the ruleset (and a legacy rule) outlive the instance: keep them recorded
             tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None,
                            phase="launching")
-            if not tracker.dep.firewall_rule:
+            if not tracker.dep.holds_resources:
                 tracker.forget()  # nothing left to track until the new launch
         else:
             ui.step(f"Reusing instance {dep.instance_id} in {dep.region}")
@@ -79,12 +82,16 @@ def provision_lambda(
             ui.detail(f"launched {instance_id} in {region}; recorded (billing starts now; "
                       "`fluxdeploy down` terminates it)")
 
-        provision.launch_first_available(
-            client, machine.instance_type, machine.regions, machine.ssh_key_name,
-            name=names.instance_name(tracker.dep.name), file_system=machine.file_system,
-            tags=names.instance_tags(tracker.dep.name), instance_types=types,
-            on_launched=launched,
-        )
+        try:
+            provision.launch_first_available(
+                client, machine.instance_type, machine.regions, machine.ssh_key_name,
+                name=names.instance_name(tracker.dep.name), file_system=machine.file_system,
+                tags=names.instance_tags(tracker.dep.name), instance_types=types,
+                on_launched=launched,
+                firewall_rulesets=ruleset_hook(preset, tracker, ui, client))
+        except FluxdeployError:
+            drop_unused_ruleset(tracker, client, ui)
+            raise
     instance_id = tracker.dep.instance_id
     assert instance_id is not None
     ui.step("Waiting for the instance to be active (boot takes minutes)")
@@ -93,21 +100,15 @@ def provision_lambda(
         on_status=lambda inst: ui.detail(f"instance {inst.id}: {inst.status}"),
     )
     tracker.update(ip=instance.ip)
-    if preset.exposure == "public" and tracker.dep.firewall_rule is None:
-        if not provision.firewall_applies(tracker.dep.region or ""):
-            ui.warn("us-south-1 has no Lambda firewall rules: the port is open as published.")
-        else:
-            open_public_port(preset, tracker, ui, client)
+    open_public_port(preset, tracker, ui, client)
 
 
 def open_public_port(preset: Preset, tracker: Tracker, ui: Reporter,
                      client: LambdaClient) -> None:
-    """The firewall rule for the serving port (public presets), recorded for `down`."""
-    rule = provision.ensure_firewall_rule(client, preset.port, preset.public_cidr,
-                                          names.rule_description(tracker.dep.name))
-    if rule is not None:
-        tracker.update(firewall_rule=rule.to_api())
-        ui.detail(f"opened TCP {preset.port} from {preset.public_cidr} (firewall rule)")
+    """The serving port's rule (public presets) and SSH's, in the deployment's ruleset (a
+    PATCH when the preset changed); the legacy account-wide rule only for an instance an
+    earlier fluxdeploy launched without a ruleset."""
+    open_ports(preset, tracker, ui, client)
 
 
 def instance_gone(client: LambdaClient, instance_id: str) -> bool:

@@ -22,6 +22,7 @@ from intelligensi_deploy.container_plan import (
     hf_cache_path,
     plan_container,
 )
+from intelligensi_deploy.deploy.firewall import delete_deployment_ruleset, remove_legacy_rules
 from intelligensi_deploy.deploy.launch import Approve, connect_waiting, provision_lambda
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.steps import (
@@ -125,19 +126,22 @@ def deploy_container(
 
 def single_watch_plan(dep: Deployment, image: str, limits: LimitsSection,
                       environ: Mapping[str, str]) -> WatchPlan:
-    """What the watchdog of a one-VM deployment ends: its instance and its port's rule."""
+    """What the watchdog of a one-VM deployment ends: its instance, then its firewall
+    ruleset (and an earlier fluxdeploy's legacy port rule, before terminating)."""
     return WatchPlan(
         deployment=dep.name, image=image, port=dep.port, limits=limits,
         launched_at=dep.launched_at or time.time(), instances=(dep.instance_id or "",),
         rules=(names.rule_description(dep.name),) if dep.firewall_rule else (),
         api_url=environ.get("LAMBDA_API_URL") or None,
-        interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S))
+        interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S),
+        ruleset=dep.firewall_ruleset_id)
 
 
 def down_single(dep: Deployment, tracker: Tracker, ui: Reporter,
                 client: LambdaClient | None) -> Deployment:
-    """Remove the container and its secrets file, then (Lambda, `client` given) the firewall
-    rule `up` added and the instance. An unreachable VM is terminated anyway."""
+    """Remove the container and its secrets file, then (Lambda, `client` given) the legacy
+    firewall rule an earlier `up` added, the instance, and once it is terminated the
+    deployment's firewall ruleset. An unreachable VM is terminated anyway."""
     if dep.ip or dep.provider == "local":
         try:
             if remove_container(dep):
@@ -147,17 +151,15 @@ def down_single(dep: Deployment, tracker: Tracker, ui: Reporter,
                 raise
             ui.warn(f"Could not reach the VM to remove the container ({exc.message}); "
                     "terminating the instance removes it anyway.")
-    if client is not None:  # holds an instance or a firewall rule (else forgotten before)
-        if dep.firewall_rule:
-            provision.remove_firewall_rule(client, dep.firewall_rule)
-            ui.step(f"Removed the firewall rule for TCP {dep.port}")
+    if client is not None:  # holds an instance, a ruleset or a rule (else forgotten before)
+        remove_legacy_rules(dep, tracker, ui, client)
         if dep.instance_id:
             if provision.terminate_if_present(client, dep.instance_id):
                 ui.step(f"Terminated instance {dep.instance_id} (billing stops)")
             else:
                 ui.detail(f"instance {dep.instance_id} was already gone")
-        tracker.update(instance_id=None, ip=None, host_key=None, firewall_rule=None,
-                       launched_at=None)
+        tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None)
+        delete_deployment_ruleset(tracker, ui, client)
     return tracker.update(phase="down")
 
 

@@ -1,7 +1,7 @@
 """What doctor finds on a scale-out (Ray Serve) cluster. Pure: facts in, findings out.
 
 The facts are the endpoint's /ready body (its `cluster` part lists each replica with its
-node, phase and error), the node addresses recorded in state, the account's firewall rules
+node, phase and error), the node addresses recorded in state, the deployment's firewall rules
 and the head's log text. Each id has a PLAYBOOK.md section of the same name.
 """
 
@@ -39,8 +39,8 @@ CLUSTER_CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
     ),
     FindingKind(
         "ray-ports-open", "error", "A firewall rule opens Ray's ports wider than one host",
-        "Ray's ports have no authentication: delete that rule in the Lambda dashboard; "
-        "fluxdeploy adds one /32 rule per node only.",
+        "Ray's ports have no authentication: delete that rule in the Lambda dashboard "
+        "(Firewall); fluxdeploy puts one /32 rule per node only in the deployment's ruleset.",
     ),
 )}
 CLUSTER_FINDING_IDS: tuple[str, ...] = tuple(CLUSTER_CATALOGUE)

@@ -54,11 +54,13 @@ def _describe_rule(rule: Any) -> str:
 
 def external_cause(inspect: Mapping[str, Any], log_findings: Sequence[Finding],
                    firewall_rules: Sequence[Any] | None, region: str | None, port: int,
-                   tunnel: str) -> ExternalCause:
+                   tunnel: str, *, ruleset: str | None = None) -> ExternalCause:
     """Why the server answers on the host but not from outside (pure).
 
     In order: the port is published on 127.0.0.1 only; the server is bound to loopback inside
-    the container; no Lambda firewall rule opens the port (us-south-1 has no firewall rules).
+    the container; no Lambda firewall rule opens the port. `ruleset` names the deployment's
+    own ruleset when `firewall_rules` are its rules; without one they are the account's
+    legacy rules, which do not apply in us-south-1.
     """
     unblock = f"Right now: `{tunnel}` and use http://127.0.0.1:<local port>."
     addresses = published_addresses(inspect)
@@ -73,7 +75,7 @@ def external_cause(inspect: Mapping[str, Any], log_findings: Sequence[Finding],
         return ExternalCause("bound-to-loopback", loopback[0].evidence,
                              f"{unblock} Then unset FLUX_HOST so the server binds 0.0.0.0.",
                              (loopback[0],))
-    if region in NO_FIREWALL_REGIONS:
+    if region in NO_FIREWALL_REGIONS and ruleset is None:
         return ExternalCause(
             "firewall-closed", ((f"region {region}: Lambda firewall rules do not apply there; "
                                 "something else blocks the port (host firewall `sudo ufw "
@@ -84,11 +86,13 @@ def external_cause(inspect: Mapping[str, Any], log_findings: Sequence[Finding],
                                 f"host's firewall and security group for TCP {port}"),), unblock)
     if not any(rule_opens(r, port) for r in firewall_rules):
         seen = "; ".join(_describe_rule(r) for r in firewall_rules) or "none"
-        evidence = (f"no Lambda firewall rule opens TCP {port} (rules: {seen})",)
+        where = (f"rule of the deployment's firewall ruleset {ruleset}" if ruleset
+                 else "Lambda firewall rule")
+        evidence = (f"no {where} opens TCP {port} (rules: {seen})",)
         return ExternalCause(
             "firewall-closed", evidence,
-            f"{unblock} To open it: `fluxdeploy up` with `exposure: public` adds the rule (or add "
-            f"TCP {port} in the Lambda Cloud console, Firewall).",
+            f"{unblock} To open it: `fluxdeploy up` with `exposure: public` adds the rule to "
+            "the deployment's firewall ruleset.",
             (make_finding("firewall-closed", evidence),))
     sources = [r.source_network for r in firewall_rules if rule_opens(r, port)]
     return ExternalCause(

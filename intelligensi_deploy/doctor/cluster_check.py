@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from intelligensi_deploy.cloud.lambda_types import FirewallRule
+from intelligensi_deploy.cloud.rulesets import find_ruleset
 from intelligensi_deploy.diagnosis.cluster_findings import CLUSTER_CATALOGUE, diagnose_cluster
 from intelligensi_deploy.diagnosis.findings import Finding
 from intelligensi_deploy.doctor.check_types import (
@@ -76,10 +78,13 @@ def check_cluster(deps: DoctorDeps, facts: Facts) -> CheckResult:
         ready = answer.body if isinstance(answer.body, dict) else None
     except Exception:  # noqa: BLE001 - no answer from the head is itself a finding
         ready = None
-    rules = []
+    rules: list[FirewallRule] = []
+    ruleset_id = deps.deployment.firewall_ruleset_id
     if facts.client is not None:
-        try:
-            rules = facts.client.firewall_rules()
+        try:  # the deployment's own ruleset; an older record's legacy account rules
+            ruleset = find_ruleset(facts.client, ruleset_id) if ruleset_id else None
+            rules = (list(ruleset.rules) if ruleset is not None
+                     else [] if ruleset_id else facts.client.firewall_rules())
         except Exception:  # noqa: BLE001 - the other facts still stand
             rules = []
     head_log = ""

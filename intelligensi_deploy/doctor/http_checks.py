@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from intelligensi_deploy.cloud.rulesets import find_ruleset
 from intelligensi_deploy.diagnosis.diagnose import diagnose
 from intelligensi_deploy.diagnosis.exposure import NO_FIREWALL_REGIONS, external_cause
 from intelligensi_deploy.diagnosis.findings import make_finding
@@ -120,9 +121,13 @@ def check_external(deps: DoctorDeps, facts: Facts) -> CheckResult:
         seen = f"{url}: no answer within {deps.external_timeout:.0f} s ({type(exc).__name__})"
     rules = None
     region = getattr(facts.instance, "region", None) or deps.deployment.region
-    if facts.client is not None and region not in NO_FIREWALL_REGIONS:
-        rules = facts.client.firewall_rules()
+    ruleset_id = deps.deployment.firewall_ruleset_id
+    if facts.client is not None and ruleset_id:  # the deployment's own ruleset
+        ruleset = find_ruleset(facts.client, ruleset_id)
+        rules = list(ruleset.rules) if ruleset is not None else []
+    elif facts.client is not None and region not in NO_FIREWALL_REGIONS:
+        rules = facts.client.firewall_rules()  # an older record: the legacy account rules
     cause = external_cause(facts.container or {}, facts.log_findings, rules, region, port,
-                           tunnel_command(deps.deployment.name))
+                           tunnel_command(deps.deployment.name), ruleset=ruleset_id)
     return make_result("external", title, "fail", [seen, *cause.evidence], fix=cause.fix,
                        doc=cause.doc, findings=cause.findings)

@@ -9,17 +9,20 @@ holds even if the server never becomes ready.
 
 Every FLUXDEPLOY_WATCH_INTERVAL_S seconds it reads the server's `/ready` (`activity.idle_s`,
 `activity.in_flight`: flux_server/activity.py) and the clock. When a limit has expired it logs
-one line with the reason and the figures, removes the deployment's firewall rules (a cluster's
-Ray rules and the public port's rule: nothing is left behind), then terminates every instance
+one line with the reason and the figures, removes the legacy account-wide firewall rules an
+earlier fluxdeploy recorded for the deployment (older records only), terminates every instance
 of the deployment through the Lambda API, retrying with back-off until Lambda answers (a
-revoked key is logged, never a silent crash). Lambda has no stop: terminate is the only way
+revoked key is logged, never a silent crash), then deletes the deployment's firewall ruleset
+(Lambda refuses while an instance still terminates: it asks a few times, then leaves it to the
+next `fluxdeploy status` / `down`). Lambda has no stop: terminate is the only way
 to end the bill. The API key comes from LAMBDA_API_KEY in the container's 0600 env file and
 is never logged. Only the standard library is used.
 
 Settings (environment): FLUXDEPLOY_WATCH_NAME, FLUXDEPLOY_WATCH_PORT (the server's port on
 127.0.0.1), FLUXDEPLOY_WATCH_IDLE_S, FLUXDEPLOY_WATCH_MAX_S (empty: no limit),
 FLUXDEPLOY_WATCH_LAUNCHED_AT (epoch seconds), FLUXDEPLOY_WATCH_INSTANCES (ids, comma
-separated), FLUXDEPLOY_WATCH_RULES (a JSON list of firewall rule descriptions to remove),
+separated), FLUXDEPLOY_WATCH_RULES (a JSON list of legacy firewall rule descriptions to
+remove), FLUXDEPLOY_WATCH_RULESET (the id of the deployment's firewall ruleset, empty: none),
 FLUXDEPLOY_WATCH_INTERVAL_S (default 30), LAMBDA_API_URL, LAMBDA_API_KEY.
 """
 
@@ -39,7 +42,10 @@ from typing import Any
 DEFAULT_API_URL = "https://cloud.lambda.ai/api/v1"
 PREFIX = "fluxdeploy-watchdog:"
 GONE = "global/object-does-not-exist"
+IN_USE = "firewall-rulesets/firewall-ruleset-in-use"
 MAX_BACKOFF_S = 300.0
+RULESET_ATTEMPTS = 6
+RULESET_DELAY_S = 10.0  # between refusals while the instances terminate
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class WatchSettings:
     interval_s: float = 30.0
     api_url: str = DEFAULT_API_URL
     api_key: str = field(default="", repr=False)
+    ruleset: str = ""  # the deployment's firewall ruleset id ("" for older records)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WatchSettings:
@@ -79,6 +86,7 @@ class WatchSettings:
             interval_s=float(env.get("FLUXDEPLOY_WATCH_INTERVAL_S") or 30.0),
             api_url=(env.get("LAMBDA_API_URL") or DEFAULT_API_URL).rstrip("/"),
             api_key=key,
+            ruleset=env.get("FLUXDEPLOY_WATCH_RULESET", "").strip(),
         )
 
 
@@ -145,8 +153,8 @@ def call_api(settings: WatchSettings, method: str, path: str, body: Any = None,
 def end_deployment(settings: WatchSettings, log: Callable[[str], None],
                    sleep: Callable[[float], None] = time.sleep,
                    api: Callable[..., Any] = call_api) -> None:
-    """Remove the deployment's firewall rules, then terminate its instances; retried with
-    back-off (up to 5 min between tries) until Lambda has done both."""
+    """Remove the legacy firewall rules, then terminate the instances, retried with back-off
+    (up to 5 min between tries) until Lambda has done both; then delete the ruleset."""
     attempt = 0
     while True:
         try:
@@ -165,7 +173,7 @@ def end_deployment(settings: WatchSettings, log: Callable[[str], None],
                 log(f"{PREFIX} an instance was already gone; terminating the others one by one")
                 _terminate_each(settings, api)
             log(f"{PREFIX} terminated {', '.join(settings.instances)}: billing stops")
-            return
+            break
         except ApiError as exc:
             attempt += 1
             wait = min(MAX_BACKOFF_S, 5.0 * 2 ** min(attempt - 1, 6))
@@ -175,6 +183,33 @@ def end_deployment(settings: WatchSettings, log: Callable[[str], None],
             log(f"{PREFIX} Lambda API error: {exc}{hint}; retrying in {wait:.0f} s "
                 f"(attempt {attempt})")
             sleep(wait)
+    if settings.ruleset:
+        delete_ruleset(settings, log, sleep, api)
+
+
+def delete_ruleset(settings: WatchSettings, log: Callable[[str], None],
+                   sleep: Callable[[float], None] = time.sleep,
+                   api: Callable[..., Any] = call_api) -> bool:
+    """Delete the deployment's ruleset once its instances are terminated; Lambda refuses
+    while one still terminates, so ask a few times. Never raises: a ruleset costs nothing,
+    and the next `fluxdeploy status` / `down` deletes what is left. Whether it is gone."""
+    for attempt in range(1, RULESET_ATTEMPTS + 1):
+        try:
+            api(settings, "DELETE", f"/firewall-rulesets/{settings.ruleset}")
+            log(f"{PREFIX} deleted firewall ruleset {settings.ruleset}")
+            return True
+        except ApiError as exc:
+            if exc.code == GONE:
+                return True
+            if attempt == RULESET_ATTEMPTS:
+                log(f"{PREFIX} could not delete firewall ruleset {settings.ruleset} ({exc}); "
+                    "it costs nothing: `fluxdeploy down` deletes it")
+                return False
+            why = "an instance still terminates" if exc.code == IN_USE else str(exc)
+            log(f"{PREFIX} firewall ruleset {settings.ruleset} not deleted yet ({why}); "
+                f"asking again in {RULESET_DELAY_S:.0f} s")
+            sleep(RULESET_DELAY_S)
+    return False
 
 
 def _terminate_each(settings: WatchSettings, api: Callable[..., Any]) -> None:

@@ -142,3 +142,46 @@ def test_an_api_error_never_carries_the_key() -> None:
     with pytest.raises(ApiError) as info:
         call_api(settings, "GET", "/instances", timeout=2)
     assert info.value.status == 0 and KEY not in str(info.value)
+
+
+def _with_ruleset(lam: FakeLambda) -> WatchSettings:
+    """One instance launched with the deployment's ruleset (a newer record: no legacy rules)."""
+    settings = _settings(api_url=lam.url, rules=())
+    ruleset = call_api(settings, "POST", "/firewall-rulesets", {
+        "name": "fluxdeploy-trio", "region": "us-east-1", "rules": []})["id"]
+    instance = call_api(settings, "POST", "/instance-operations/launch", {
+        "region_name": "us-east-1", "instance_type_name": "gpu_1x_a100", "ssh_key_names": ["k"],
+        "firewall_rulesets": [{"id": ruleset}]})["instance_ids"][0]
+    return dataclasses.replace(settings, instances=(instance,), ruleset=ruleset)
+
+
+def test_the_ruleset_is_deleted_after_the_instances_are_terminated(lam: FakeLambda) -> None:
+    settings, lines = _with_ruleset(lam), []
+    rules_before = list(lam.firewall_rules)
+    end_deployment(settings, lines.append, sleep=lambda s: None)
+    assert lam.rulesets.rulesets == {} and lam.firewall_rules == rules_before
+    order = [(c.method, c.path) for c in lam.calls() if c.method in ("DELETE", "POST")][-2:]
+    assert order == [("POST", "/api/v1/instance-operations/terminate"),
+                     ("DELETE", f"/api/v1/firewall-rulesets/{settings.ruleset}")]
+    assert lines[-1].endswith(f"deleted firewall ruleset {settings.ruleset}")
+
+
+def test_a_ruleset_in_use_is_asked_again_then_left_to_down(lam: FakeLambda) -> None:
+    settings, lines, sleeps = _with_ruleset(lam), [], []
+    lam.rulesets.in_use_refusals = 2  # the instance is still terminating
+    end_deployment(settings, lines.append, sleep=sleeps.append)
+    assert lam.rulesets.rulesets == {} and sleeps == [10.0, 10.0]
+    assert sum("an instance still terminates" in line for line in lines) == 2
+
+    settings, lines = _with_ruleset(lam), []
+    lam.rulesets.in_use_refusals = 99
+    end_deployment(settings, lines.append, sleep=lambda s: None)
+    assert settings.ruleset in lam.rulesets.rulesets
+    assert "`fluxdeploy down` deletes it" in lines[-1]
+    assert all(lam.instances[i].forced_status == "terminated" for i in settings.instances)
+
+
+def test_the_ruleset_comes_from_the_environment() -> None:
+    env = {"LAMBDA_API_KEY": KEY, "FLUXDEPLOY_WATCH_RULESET": "rs1"}
+    assert WatchSettings.from_env(env).ruleset == "rs1"
+    assert WatchSettings.from_env({"LAMBDA_API_KEY": KEY}).ruleset == ""

@@ -156,8 +156,10 @@ def test_local_fine_external_not_names_cause_and_offers_tunnel(e2e: E2E) -> None
     preset = e2e.preset(exposure="public", public_cidr="203.0.113.0/24")
     _check(e2e.cli("up", "--preset", str(preset)))
     state = e2e.state()
-    assert state["ip"] == "127.0.0.2" and state["firewall_rule"]["port_range"] == [
-        state["port"], state["port"]]
+    ruleset = e2e.lam.rulesets.rulesets[state["firewall_ruleset_id"]]
+    assert state["ip"] == "127.0.0.2" and state["firewall_rule"] is None
+    assert [state["port"], state["port"]] in [r.get("port_range") for r in ruleset["rules"]]
+    assert e2e.lam.calls("PUT", "/firewall-rules") == []  # the account's rules: untouched
     assert _json(e2e.cli("doctor", "--json"))["summary"].endswith("all good")
 
     (cid,) = e2e.containers("e2e")
@@ -186,8 +188,7 @@ def test_local_fine_external_not_names_cause_and_offers_tunnel(e2e: E2E) -> None
     text = json.dumps(failed[0])
     assert "127.0.0.1" in text and "fluxdeploy tunnel" in text
     _check(e2e.cli("down"))
-    assert e2e.lam.firewall_rules == [r for r in e2e.lam.firewall_rules
-                                      if r.get("port_range") != [state["port"]] * 2]
+    assert e2e.lam.rulesets.rulesets == {}  # the deployment's ruleset deleted after the VM
 
 
 def test_killed_right_after_launch_resumes_without_a_second_instance(e2e: E2E) -> None:

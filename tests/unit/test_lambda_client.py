@@ -80,17 +80,20 @@ def test_requests_use_bearer_auth(client: LambdaClient, fake: FakeLambda) -> Non
 
 
 def test_launch_sends_the_documented_body(client: LambdaClient, fake: FakeLambda) -> None:
+    rs1 = client.create_firewall_ruleset("fluxdeploy-flux-dev", "us-east-1", []).id
     ids = client.launch("us-east-1", "gpu_1x_a10", "laptop", name="flux-dev",
                         image={"family": "lambda-stack-22-04"}, user_data="#cloud-config\n",
-                        tags={"fluxdeploy": "flux-dev"}, firewall_rulesets=["rs1"])
+                        tags={"fluxdeploy": "flux-dev"}, firewall_rulesets=[rs1])
     assert len(ids) == 1 and ids[0] in fake.instances
     body = fake.calls("POST", "/instance-operations/launch")[0].body
     assert body == {"region_name": "us-east-1", "instance_type_name": "gpu_1x_a10",
                     "ssh_key_names": ["laptop"], "name": "flux-dev",
                     "image": {"family": "lambda-stack-22-04"}, "user_data": "#cloud-config\n",
                     "tags": [{"key": "fluxdeploy", "value": "flux-dev"}],
-                    "firewall_rulesets": [{"id": "rs1"}]}
+                    "firewall_rulesets": [{"id": rs1}]}
     assert "quantity" not in body
+    assert client.get_instance(ids[0]).firewall_rulesets == (rs1,)
+    assert client.get_firewall_ruleset(rs1).instance_ids == (ids[0],)
 
 
 def test_instances_list_get_terminate(client: LambdaClient, fake: FakeLambda) -> None:
