@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,8 @@ from starlette.exceptions import HTTPException
 
 from flux_server import __version__
 from flux_server.activity import Activity
+from flux_server.auth import ApiKeys, needs_key
+from flux_server.auth_http import ApiKeyMiddleware, public_ready, refused_start
 from flux_server.config import Settings
 from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
@@ -61,18 +64,38 @@ def _validation_response(errors: list[dict]) -> JSONResponse:
         "detail": detail})
 
 
+def api_keys_for(settings: Settings, keys: ApiKeys | None = None) -> ApiKeys | None:
+    """The API keys of FLUX_API_KEYS_FILE, read once (None: no auth)."""
+    if keys is None and settings.api_keys_file:
+        keys = ApiKeys(settings.api_keys_file)
+    if keys is not None and not keys.loaded:
+        keys.reload()
+    return keys
+
+
 def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None,
-               config_error: Exception | None = None, service: Any = None) -> FastAPI:
+               config_error: Exception | None = None, service: Any = None,
+               api_keys: ApiKeys | None = None) -> FastAPI:
     """The FastAPI app; the model starts loading when the app starts (lifespan).
 
     `service` replaces the in-process FluxService (flux_server.cluster.ClusterService: the
-    same routes over Ray Serve replicas)."""
+    same routes over Ray Serve replicas). `api_keys` (else FLUX_API_KEYS_FILE's) protect
+    every route but the open ones (auth.needs_key); a keys file that cannot be read at start
+    keeps the model from loading and /ready says `failed`, `ApiKeysUnreadable`."""
     service = service or FluxService(settings, detect_gpus, config_error)
+    keys = api_keys_for(settings, api_keys)
     activity = Activity()  # the idle clock a deployment's idle limit reads (watchdog.py)
+
+    def secrets() -> list[str | None]:
+        return [settings.hf_token, *(keys.secrets() if keys else [])]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        service.start()
+        if keys is not None and keys.startup_error is not None:
+            log.error("not loading the model: the API keys cannot be read (%s)",
+                      keys.startup_error)
+        else:
+            service.start()
         yield
         await asyncio.to_thread(service.close)
 
@@ -80,14 +103,19 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
                   description="FLUX image generation (fluxdeploy). See docs/contract.md.")
     app.state.service = service
 
+    protected = partial(needs_key, metrics_public=settings.metrics_public) if keys else None
+
     def openapi_schema() -> dict:
         if app.openapi_schema is None:
             app.openapi_schema = describe(get_openapi(
                 title=app.title, version=app.version, description=app.description,
-                routes=app.routes), settings.max_side, settings.max_images)
+                routes=app.routes), settings.max_side, settings.max_images, protected)
         return app.openapi_schema
 
     app.openapi = openapi_schema  # type: ignore[method-assign]
+    if keys is not None:  # added first: inside the request log, which logs its 401s too
+        app.add_middleware(ApiKeyMiddleware, keys=keys, metrics=service.metrics,
+                           metrics_public=settings.metrics_public)
     app.add_middleware(RequestLogMiddleware, metrics=service.metrics)
 
     @app.exception_handler(HTTPProblem)
@@ -115,7 +143,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         log.exception("unhandled error")
         return JSONResponse(status_code=500, content={"error": {
             "type": type(exc).__name__,
-            "message": redact(str(exc), [settings.hf_token])[:1000],
+            "message": redact(str(exc), secrets())[:1000],
             "hint": "see the server log"}})
 
     @app.get("/health", summary="Liveness: 200 as soon as the process serves")
@@ -124,9 +152,11 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
 
     @app.get("/ready", summary="200 when loaded and warmed up, else 503 with the state")
     async def ready() -> JSONResponse:
-        snapshot = {**service.state.snapshot()}
+        snapshot = refused_start({**service.state.snapshot()}, keys)
         snapshot["activity"] = activity.snapshot(bool(snapshot["ready"]))
         service.metrics.set_state(snapshot["state"])
+        if keys is not None:  # open to anyone: no model path, token name or LoRA source
+            snapshot = public_ready(snapshot)
         if snapshot["ready"]:
             return JSONResponse(snapshot)
         return JSONResponse(snapshot, status_code=503,

@@ -50,6 +50,8 @@ class Settings:
     test_load_delay: float = 0.0  # FLUX_TEST_LOAD_DELAY: test hook, slows the loading phase
     test_generate_delay: float = 0.0  # FLUX_TEST_GENERATE_DELAY: test hook, slows generations
     speed: SpeedRequest = field(default_factory=SpeedRequest)  # FLUX_COMPILE, FLUX_FP8, ... (flux_server/speed.py)
+    api_keys_file: str | None = None  # FLUX_API_KEYS_FILE: set, every API route needs a key
+    metrics_public: bool = False  # FLUX_METRICS_PUBLIC: /metrics without a key
 
     @property
     def tiny(self) -> bool:
@@ -70,6 +72,11 @@ def hf_token_from(env: Mapping[str, str]) -> str | None:
         if value:
             return value
     return None
+
+
+def api_keys_file_from(env: Mapping[str, str]) -> str | None:
+    """FLUX_API_KEYS_FILE, or None (no auth) when unset or blank."""
+    return env.get("FLUX_API_KEYS_FILE", "").strip() or None
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -166,4 +173,6 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         test_load_delay=number_from(env, "FLUX_TEST_LOAD_DELAY", float, 0.0, 0.0),
         test_generate_delay=number_from(env, "FLUX_TEST_GENERATE_DELAY", float, 0.0, 0.0),
         speed=speed_from_env(env, max_side),
+        api_keys_file=api_keys_file_from(env),
+        metrics_public=_flag(env, "FLUX_METRICS_PUBLIC"),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable
 from logging.handlers import MemoryHandler
 
 from flux_server.redact import RedactingFilter
@@ -15,11 +16,13 @@ from flux_server.redact import RedactingFilter
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(token: str | None) -> None:
-    """One stderr handler on the root logger; every record passes the redacting filter."""
+def setup_logging(token: str | None,
+                  sources: Iterable[Callable[[], Iterable[str]]] = ()) -> None:
+    """One stderr handler on the root logger; every record passes the redacting filter
+    (`sources`: secrets that change at run time, such as the API keys)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.addFilter(RedactingFilter([token]))
+    handler.addFilter(RedactingFilter([token], sources))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("FLUX_LOG_LEVEL", "INFO").upper())

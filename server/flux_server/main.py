@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 
-from flux_server.config import Settings, SettingsError, hf_token_from, settings_from_env
+from flux_server.auth import ApiKeys
+from flux_server.config import (
+    Settings,
+    SettingsError,
+    api_keys_file_from,
+    hf_token_from,
+    settings_from_env,
+)
 from flux_server.logs import setup_logging
 from flux_server.scale_config import ScaleSettings, scale_from_env
 
@@ -38,7 +46,9 @@ def _settings() -> tuple[Settings, SettingsError | None]:
         fallback = Settings(port=int(port) if port.isdigit() else 8000,
                             host=os.environ.get("FLUX_HOST") or "0.0.0.0",
                             model=os.environ.get("FLUX_MODEL") or Settings.model,
-                            hf_token=hf_token_from(os.environ))
+                            hf_token=hf_token_from(os.environ),
+                            # a bad setting elsewhere must not switch the API keys off
+                            api_keys_file=api_keys_file_from(os.environ))
         return fallback, exc
 
 
@@ -49,10 +59,22 @@ def _scale(settings: Settings) -> tuple[ScaleSettings | None, SettingsError | No
         return None, exc
 
 
+def _watch_sighup(keys: ApiKeys) -> None:
+    """SIGHUP re-reads the API keys (`fluxdeploy key rotate` revokes a key this way) without
+    touching the model. Installed here, on the main thread before uvicorn starts: uvicorn
+    handles only SIGINT/SIGTERM, and the handler is one assignment (the re-read happens on
+    the event loop, before the next request is checked)."""
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: keys.request_reload())
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     settings, error = _settings()
-    setup_logging(settings.hf_token)
+    keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
+    setup_logging(settings.hf_token, [keys.secrets] if keys else [])
+    if keys is not None:
+        keys.reload()
+        _watch_sighup(keys)
     # After the logging set-up and HF_HUB_DISABLE_PROGRESS_BARS (huggingface_hub reads it once).
     from flux_server.app import create_app  # lazy: imported after the set-up above
 
@@ -62,10 +84,12 @@ def main() -> None:
         from flux_server.cluster import ClusterService  # lazy: Ray only for FLUX_REPLICAS > 1
 
         service = ClusterService(settings, scale, config_error=error)
-    app = create_app(settings, config_error=error or scale_error, service=service)
+    app = create_app(settings, config_error=error or scale_error, service=service,
+                     api_keys=keys)
     logging.getLogger("flux_server").info(
-        "serving on %s:%s model=%s%s", settings.host, settings.port, settings.model,
-        " (tiny random-weight test pipeline)" if settings.tiny else "")
+        "serving on %s:%s model=%s%s%s", settings.host, settings.port, settings.model,
+        " (tiny random-weight test pipeline)" if settings.tiny else "",
+        f"; API keys: {keys.count} (FLUX_API_KEYS_FILE)" if keys else "; API keys: off")
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             access_log=False, timeout_graceful_shutdown=5)
     GracefulServer(config, app.state.service.begin_shutdown).run()

@@ -48,6 +48,12 @@ class Metrics:
             ["reason"], registry=r)
         for reason in CANCEL_REASONS:
             self.cancelled.labels(reason=reason)
+        self.unauthorized = Counter(
+            "flux_requests_unauthorized_total",
+            "Requests refused with 401 (FLUX_API_KEYS_FILE): no key, or a wrong one",
+            ["reason"], registry=r)
+        for reason in ("missing", "rejected"):
+            self.unauthorized.labels(reason=reason)
 
     def set_state(self, state: str) -> None:
         for name in STATES:

@@ -9,6 +9,7 @@ answers `{error, detail[]}`), and writes the limits that come from the environme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -172,6 +173,10 @@ GENERATION_ERRORS = {
                  "stopped at its next step"),
 }
 IMAGE = {"schema": {"type": "string", "format": "binary"}}
+SECURITY_SCHEME = "bearerAuth"
+UNAUTHORIZED = _json(ErrorBody, "no API key, or one that is not accepted (Unauthorized); only "
+                     "while the server has FLUX_API_KEYS_FILE", {"WWW-Authenticate": _header(
+                         "the scheme to use: Bearer", {"type": "string", "pattern": "^Bearer"})})
 
 RESPONSES: dict[tuple[str, str], dict[str, dict]] = {
     ("/health", "get"): {"200": _json(Health, "the process serves")},
@@ -241,8 +246,24 @@ def _apply_limits(schemas: dict, max_side: int, max_images: int) -> None:
     openai["properties"]["response_format"]["enum"] = ["b64_json"]  # no image URLs
 
 
-def describe(schema: dict, max_side: int, max_images: int) -> dict:
-    """FastAPI's generated schema, made to say exactly what the server returns."""
+def _secure(schema: dict, protected: Callable[[str], bool]) -> None:
+    """Declare the bearer scheme, and on each operation that needs the key its 401."""
+    schema["components"]["securitySchemes"] = {SECURITY_SCHEME: {
+        "type": "http", "scheme": "bearer",
+        "description": "a key of the server's FLUX_API_KEYS_FILE (docs/contract.md)"}}
+    for path, operations in schema.get("paths", {}).items():
+        if not protected(path):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{SECURITY_SCHEME: []}]
+            operation["responses"]["401"] = {
+                **UNAUTHORIZED, "headers": {**UNAUTHORIZED["headers"], **REQUEST_ID}}
+
+
+def describe(schema: dict, max_side: int, max_images: int,
+             protected: Callable[[str], bool] | None = None) -> dict:
+    """FastAPI's generated schema, made to say exactly what the server returns; with
+    `protected` (API keys on: which paths need the key) the bearer scheme and the 401s."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
@@ -260,4 +281,6 @@ def describe(schema: dict, max_side: int, max_images: int) -> dict:
             operation["responses"] = {
                 status: {**spec, "headers": {**spec.get("headers", {}), **REQUEST_ID}}
                 for status, spec in responses.items()}
+    if protected is not None:
+        _secure(schema, protected)
     return schema

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 _TOKEN_PATTERN = re.compile(r"\b(hf_|ghp_|github_pat_|secret_)[A-Za-z0-9_]{6,}")
 
@@ -19,18 +19,31 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts each record's final message."""
+    """A logging filter that redacts each record's final message.
 
-    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+    `sources` give secrets that change while the process runs (the API keys, re-read on
+    SIGHUP): each is called for every record."""
+
+    def __init__(self, secrets: Iterable[str | None] = (),
+                 sources: Iterable[Callable[[], Iterable[str]]] = ()) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s]
+        self.sources = list(sources)
+
+    def current(self) -> list[str]:
+        """The fixed secrets and those the sources hold now."""
+        found = list(self.secrets)
+        for source in self.sources:
+            found.extend(source())
+        return found
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = redact(message, self.secrets)
+        secrets = self.current()
+        clean = redact(message, secrets)
         if record.exc_info:
             clean += "\n" + redact("".join(traceback.format_exception(*record.exc_info)),
-                                   self.secrets).rstrip()
+                                   secrets).rstrip()
             record.exc_info = None
             record.exc_text = None
         record.msg, record.args = clean, ()

@@ -3,7 +3,9 @@
 The schema is read in-process for what a client relies on (the server's own 422 body, the
 400 of /apply-lora, /metrics' content type, Retry-After on 429 and 503), and schemathesis
 4.32 runs against a real tiny server with every check on: its answers must conform to the
-schema, schema-valid requests must be accepted and invalid ones refused.
+schema, schema-valid requests must be accepted and invalid ones refused. It runs with API
+keys on (FLUX_API_KEYS_FILE) and the key in its header: the bearer scheme is declared, and
+its `ignored_auth` check proves that the protected operations refuse a request without it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ MAX_SIDE = 128  # small: schemathesis' largest images stay cheap
 MAX_IMAGES = 2
 EXAMPLES_PER_OPERATION = 20
 GENERATION_ROUTES = ("/generate", "/v1/images/generations")
+API_KEY = "schemathesis-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +94,17 @@ def test_answers_match_the_documented_bodies(schema):
 
 
 def test_schemathesis_finds_no_failure_with_every_check(start_server, tmp_path):
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(f"{API_KEY}\n")
     server = start_server("schemathesis", FLUX_MODEL="tiny", FLUX_MAX_SIDE=str(MAX_SIDE),
-                          FLUX_MAX_IMAGES=str(MAX_IMAGES), HF_HUB_OFFLINE="1")
+                          FLUX_MAX_IMAGES=str(MAX_IMAGES), HF_HUB_OFFLINE="1",
+                          FLUX_API_KEYS_FILE=str(keys_file))
     assert server.wait_state("ready", "failed")["state"] == "ready"
     run = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli",
          "--config-file", str(HERE / "schemathesis.toml"),
          "run", f"{server.url}/openapi.json", "--checks", "all",
+         "--header", f"Authorization: Bearer {API_KEY}",
          "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "1", "--workers", "1",
          "--request-timeout", "60", "--no-color"],
         capture_output=True, text=True, timeout=240, check=False,

@@ -14,7 +14,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 
 _JS = "text/javascript; charset=utf-8"
-ASSETS = {"app.js": _JS, "logic.js": _JS, "results.js": _JS,
+ASSETS = {"app.js": _JS, "auth.js": _JS, "logic.js": _JS, "results.js": _JS,
           "style.css": "text/css; charset=utf-8"}
 PAGE_FILES = ("index.html", *ASSETS)
 

@@ -1,12 +1,14 @@
 // The prompt page of flux_server: plain JavaScript modules, no build step, no third-party
 // requests. Every URL is relative to the page, so the same files work behind a tunnel, a
 // proxy or a route prefix (Ray Serve). Pure wording and parsing live in logic.js, the result
-// cards and the session strip in results.js; this file is the form, /ready and /generate.
+// cards and the session strip in results.js, the API key (asked for on a 401) in auth.js;
+// this file is the form, /ready and /generate.
 import {
   FIELD_LABELS, MAX_SAFE_SEED, TUNNEL_CLOSED, allowedSides, busyText, describeReady,
   fieldErrors, formatBytes, retryAfterSeconds,
 } from "./logic.js";
 import { SessionResults } from "./results.js";
+import { apiFetch } from "./auth.js";
 
 window.fluxPage = { describeReady, retryAfterSeconds, fieldErrors, allowedSides, busyText,
   formatBytes, TUNNEL_CLOSED };
@@ -64,7 +66,7 @@ function showReadiness(kind, text, fraction) {
 }
 
 async function fetchJSON(path) {
-  const response = await fetch(path, { cache: "no-store" });
+  const response = await apiFetch(path, { cache: "no-store" });
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
   return { response, body };
@@ -82,7 +84,9 @@ async function pollReady() {
     if (!body || !body.state) throw new Error("no /ready body");
     const seen = describeReady(body);
     showReadiness(seen.kind, seen.text, seen.fraction);
-    showModel(body.model, body.tiny);
+    // `hidden` while the server has API keys: the name comes from /model-status then
+    showModel(body.model === "hidden" ? page.status && page.status.model : body.model,
+      body.tiny);
     const wasReady = page.ready;
     page.ready = seen.kind === "ready";
     if ((page.ready && !wasReady) || !page.status) loadModelStatus();
@@ -285,7 +289,7 @@ async function generateWithRetries(body, signal) {
     setMessage("Generating… 0.0 s", "working");
     let response;
     try {
-      response = await fetch("generate", {
+      response = await apiFetch("generate", {
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body), signal, cache: "no-store",
       });
