@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     LAMBDA_KEY,
     PUBLIC_REPO,
     REGION,
+    bridge_gateway,
     interrupt,
     wait_for,
 )
@@ -76,8 +77,10 @@ def vms(tmp_path_factory: pytest.TempPathFactory, base_image: str  # noqa: F811
 def cluster(tmp_path: Path, vms: list[VM], registry: Registry, hub: FakeHfHub,
             scale_image: str) -> Iterator[E2E]:
     """The E2E world of tests/e2e/conftest.py with three VMs behind the fake Lambda."""
+    # on the bridge: the head's watchdog, in the head VM's namespace, must reach it
     lam = FakeLambda(api_key=LAMBDA_KEY, capacity={INSTANCE_TYPE: [REGION]}, boot_seconds=2.0,
-                     instance_ip=[vm.ip for vm in vms], launch_interval_s=0.0)
+                     instance_ip=[vm.ip for vm in vms], launch_interval_s=0.0,
+                     host=bridge_gateway())
     head = vms[0].sshd
     lam.add_ssh_key("e2e", head.client_public_key)
     for vm in vms[1:]:
@@ -103,7 +106,12 @@ def _check(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def _ray_rules(lam: FakeLambda) -> list[dict[str, Any]]:
-    return [r for r in lam.firewall_rules if "fluxdeploy ray" in (r.get("description") or "")]
+    """Ray's rules, in the deployment's firewall ruleset: never in the account's rules."""
+    def ray(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rules if "fluxdeploy ray" in (r.get("description") or "")]
+
+    assert ray(lam.firewall_rules) == [] and lam.calls("PUT", "/firewall-rules") == []
+    return [r for ruleset in lam.rulesets.rulesets.values() for r in ray(ruleset["rules"])]
 
 
 def _open_tunnel(world: E2E) -> tuple[subprocess.Popen[str], str]:
@@ -276,6 +284,26 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
     finally:
         interrupt(tunnel, signal.SIGINT)
 
+    # 4b. an idle limit set on the running cluster: the head's watchdog ends all three nodes
+    #     and removes their Ray rules through the fake Lambda. The "VMs" live on here, so the
+    #     instances are set active again in the fake for the steps below.
+    limited = _check(world.cli("up", "--preset", str(preset), "--name", NAME, "--limit-idle",
+                               "20s", env={"FLUXDEPLOY_WATCH_INTERVAL_S": "2"}, timeout=600))
+    assert f"Watchdog fluxdeploy-{NAME}-watchdog started on the VM" in limited, limited[-2000:]
+    assert limited.count("runs this configuration") == 3
+    ids = [n["instance_id"] for n in world.state(NAME)["nodes"]]
+    started = time.monotonic()
+    wait_for(lambda: all(world.lam.instances[i].forced_status == "terminated" for i in ids),
+             timeout=20 + 15 + 10)
+    print(f"cluster idle limit 20 s: all {len(ids)} nodes terminated "
+          f"{time.monotonic() - started:.1f} s after `up` set it")
+    assert _ray_rules(world.lam) == []
+    watchdog_log = docker("logs", f"fluxdeploy-{NAME}-watchdog").stdout
+    assert "limit reached: idle" in watchdog_log and "deleted firewall ruleset" in watchdog_log
+    assert LAMBDA_KEY not in watchdog_log
+    for instance_id in ids:
+        world.lam.set_status(instance_id, "active")
+
     logs = _check(world.cli("logs", "--name", NAME, "--node", "2", "--tail", "50"))
     assert "ray" in logs.lower()
     replica = next(r["replica"] for r in body["cluster"]["replicas"]
@@ -323,7 +351,8 @@ def test_three_node_cluster_up_load_lose_a_worker_recover_down(cluster: E2E, vms
     assert all(i.forced_status == "terminated" for i in world.lam.instances.values())
     state = world.state(NAME)
     assert state["phase"] == "down" and state["nodes"] == [] and state["ray_rule_ips"] == []
-    assert state["instance_id"] is None
+    assert state["instance_id"] is None and state["firewall_ruleset_id"] is None
+    assert world.lam.rulesets.rulesets == {}
     assert not env_file.exists(), "down left a node's secrets file behind"
 
     for text in world.outputs:

@@ -33,11 +33,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes.fake_rulesets import FakeRulesets
 from tests.fakes.openapi_contract import NO_BODY, OpenAPIContract, shared_contract
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class FakeInstance:
     status: str = "booting"
     forced_status: str | None = None
     ip: str | None = None
+    firewall_rulesets: list[str] = field(default_factory=list)  # ruleset ids, from the launch
 
 
 class ApiError(Exception):
@@ -182,7 +184,7 @@ class FakeLambda:
                  launch_interval_s: float = LAUNCH_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic,
                  port: int = 0, contract: OpenAPIContract | None = None,
-                 validate: bool = True) -> None:
+                 validate: bool = True, host: str = "127.0.0.1") -> None:
         self.api_key = api_key
         self.types: dict[str, FakeType] = {t.name: t for t in instance_types}
         self.capacity: dict[str, list[str]] = {
@@ -210,15 +212,19 @@ class FakeLambda:
         self._lock = threading.RLock()
         self._contract = (contract or shared_contract()) if validate else None
         self._port = port
+        self.host = host  # where it listens (a container's watchdog needs a bridge address)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.rulesets = FakeRulesets(error=ApiError, check_rule=_checked_rule,
+                                     region=self._region, regions=REGIONS,
+                                     attached_to=self._attached_to)
         self._routes = self._build_routes()
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> Self:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        self._server = ThreadingHTTPServer((self.host, self._port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="fake-lambda", daemon=True)
@@ -245,7 +251,7 @@ class FakeLambda:
     @property
     def url(self) -> str:
         """Base URL for the client (LAMBDA_API_URL)."""
-        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+        return f"http://{self.host}:{self.port}{API_PREFIX}"
 
     # ----------------------------------------------------------------- knobs
 
@@ -408,6 +414,7 @@ class FakeLambda:
             "createFilesystem": self._create_file_system,
             "firewallRulesList": self._get_firewall_rules,
             "firewallRulesSet": self._put_firewall_rules,
+            **self.rulesets.routes(),
         }
 
     def _region(self, name: str) -> dict[str, str]:
@@ -451,6 +458,7 @@ class FakeLambda:
                 raise ApiError(400, "instance-operations/launch/file-system-in-wrong-region",
                                f"File system {fs_name!r} is in {fs['region']['name']}, "
                                f"not {region}.")
+        ruleset_ids = self.rulesets.check_launch(body.get("firewall_rulesets"), region)
         slots = self.capacity_slots.get((type_name, region))
         if (region in self.refused_launch_regions or slots == 0
                 or region not in self.capacity.get(type_name, [])):
@@ -465,7 +473,8 @@ class FakeLambda:
             self.capacity_slots[(type_name, region)] = slots - 1
         instance = FakeInstance(uuid.uuid4().hex, body.get("name"), region,
                                 self.types[type_name], list(keys), list(fs_names),
-                                list(body.get("tags") or []), launched_at=now)
+                                list(body.get("tags") or []), launched_at=now,
+                                firewall_rulesets=ruleset_ids)
         self.instances[instance.id] = instance
         for fs in self.file_systems.values():
             if fs["name"] in fs_names:
@@ -509,6 +518,7 @@ class FakeLambda:
                         for action in ("migrate", "rebuild", "restart", "cold_reboot",
                                        "terminate")},
             "tags": instance.tags,
+            "firewall_rulesets": [{"id": rid} for rid in instance.firewall_rulesets],
         }
         if instance.name is not None:
             data["name"] = instance.name
@@ -517,6 +527,11 @@ class FakeLambda:
             data["private_ip"] = "10.0.0.2"
             data["hostname"] = instance.ip
         return data
+
+    def _attached_to(self, ruleset_id: str) -> list[str]:
+        """The live instances launched with the ruleset (a terminated one lets it go)."""
+        return [i.id for i in self.instances.values()
+                if ruleset_id in i.firewall_rulesets and self._status(i) != "terminated"]
 
     def _terminate(self, body: dict[str, Any]) -> dict[str, Any]:
         _require_fields(body, ("instance_ids",))
@@ -610,6 +625,7 @@ class FakeLambda:
                 return 200, {}, {
                     "instances": [self._instance_json(i) for i in self.instances.values()],
                     "firewall_rules": self.firewall_rules,
+                    "firewall_rulesets": [self.rulesets.view(r) for r in self.rulesets.rulesets],
                     "ssh_keys": list(self.ssh_keys.values()),
                     "violations": self.violations,
                     "requests": [{"method": r.method, "path": r.path, "status": r.status}
