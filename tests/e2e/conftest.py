@@ -180,9 +180,11 @@ def e2e(tmp_path: Path, vm: SSHServer, registry: Registry,  # noqa: F811
         env["LAMBDA_API_URL"] = lam.url
         world = E2E(tmp=tmp_path, vm=vm, lam=lam, registry=registry, hub=hub, env=env)
         yield world
-        # Leave nothing running: containers of this test's deployments, whatever happened.
-        for path in (tmp_path / "home" / "deployments").glob("*.json"):
-            for cid in world.containers(path.stem):
+        # Leave nothing running: containers of this test's deployments, whatever happened
+        # (the default name too: a record forgotten by `down` names nothing any more).
+        names = {p.stem for p in (tmp_path / "home" / "deployments").glob("*.json")} | {"e2e"}
+        for name in names:
+            for cid in world.containers(name):
                 docker("rm", "-f", cid, check=False)
         assert lam.violations == [], f"OpenAPI contract violations: {lam.violations}"
 

@@ -138,4 +138,6 @@ def test_max_duration_terminates_since_launch_even_while_busy(e2e: E2E) -> None:
 
     status = json.loads(_check(e2e.cli("status", "--json")))["deployments"][0]
     assert status["phase"] == "down" and status["down_reason"] == "max_duration"
-    assert "forgot" in _check(e2e.cli("down")).lower()  # nothing left to clean up
+    # `down` cleans up what the record still names (the watchdog already ended it all);
+    # the containers stay on this "VM" (a real one is gone): the fixture removes them
+    assert "is down" in _check(e2e.cli("down"))
