@@ -1,9 +1,10 @@
 """The `fluxdeploy` command: parse, call one function, render. No logic lives here.
 
-Light modules (signals, errors, redaction, the plain state records) are imported here; the
-heavy ones (httpx, paramiko, pydantic models, rich) inside the commands that use them, each
-marked `# lazy:`, so that `fluxdeploy --help`, `presets list`, `status` and `diagnose` answer
-fast (tests/unit/test_cli_fast.py checks what they load, bench/cli_startup.py times them).
+Every module a command needs is imported inside that command, each import marked `# lazy:`
+with what it keeps out of the others (httpx, paramiko, pydantic, rich; and for `--help`,
+even the few light modules: each is a millisecond), so that `fluxdeploy --help`,
+`presets list`, `status` and `diagnose` answer fast (tests/unit/test_cli_fast.py checks what
+they load, bench/cli_startup.py times them).
 """
 
 from __future__ import annotations
@@ -16,19 +17,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from intelligensi_deploy import cli_params
-from intelligensi_deploy.cli_output import approver, print_json
-from intelligensi_deploy.errors import FluxdeployError
-from intelligensi_deploy.preset_paths import preset_reference
-from intelligensi_deploy.redact import redact
-from intelligensi_deploy.signals import (
-    Interrupted,
-    exit_code_for,
-    find_interrupted,
-    interruptible,
-    wait_forever,
-)
-from intelligensi_deploy.state_records import read_records
-from intelligensi_deploy.status import record_status
 
 if TYPE_CHECKING:  # types only: state loads pydantic, which the quick commands never import
     from intelligensi_deploy.state import Deployment, StateStore
@@ -104,9 +92,12 @@ def up(
     """Launch (or resume) a deployment and wait until the server is ready. On Lambda, the
     price is shown (and on a terminal, asked about) before anything bills."""
     from intelligensi_deploy.bundle.settings import parse_flags  # lazy: pydantic
+    from intelligensi_deploy.cli_output import approver  # lazy: start-up of --help
     from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
     from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
+    from intelligensi_deploy.preset_paths import preset_reference  # lazy: start-up of --help
     from intelligensi_deploy.presets import load_preset  # lazy: pydantic, yaml
+    from intelligensi_deploy.signals import Interrupted, interruptible  # lazy: start-up of --help
 
     loaded = load_preset(preset)
     flags = parse_flags(build or [])
@@ -141,6 +132,7 @@ def down(
     yes: bool = typer.Option(False, "--yes", "-y", help="With --instance: do not ask."),
 ) -> None:
     """Remove the container and terminate the instance (and the firewall rule `up` added)."""
+    from intelligensi_deploy.cli_output import approver  # lazy: start-up of --help
     from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
     from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
 
@@ -156,6 +148,10 @@ def down(
 @app.command()
 def status(name: str | None = NameOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show deployments: recorded state, and live container and /ready state."""
+    from intelligensi_deploy.cli_output import print_json  # lazy: start-up of --help
+    from intelligensi_deploy.state_records import read_records  # lazy: start-up of --help
+    from intelligensi_deploy.status import record_status  # lazy: start-up of --help
+
     records = read_records()
     if name:
         records = [r for r in records if r.get("name") == name]
@@ -186,7 +182,9 @@ def logs(
         show_replica_log,
     )
     from intelligensi_deploy.machines import connect_existing  # lazy: pydantic, paramiko
+    from intelligensi_deploy.redact import redact  # lazy: start-up of --help
     from intelligensi_deploy.remote.docker import Docker  # lazy: paramiko
+    from intelligensi_deploy.signals import interruptible  # lazy: start-up of --help
 
     dep = _resolve(name)
 
@@ -224,6 +222,11 @@ def tunnel(
         require_cluster,
     )
     from intelligensi_deploy.machines import connect_existing  # lazy: pydantic, paramiko
+    from intelligensi_deploy.signals import (  # lazy: start-up of --help
+        Interrupted,
+        interruptible,
+        wait_forever,
+    )
 
     dep = _resolve(name)
     remote, what = dep.port, f"{dep.name}:{dep.port}"
@@ -259,6 +262,7 @@ def open_page(
 ) -> None:
     """Open the server's prompt page in the browser, through a tunnel held until Ctrl-C."""
     from intelligensi_deploy import open_page as page  # lazy: httpx, paramiko
+    from intelligensi_deploy.signals import Interrupted, interruptible  # lazy: start-up of --help
 
     dep = _resolve(name)
     announce = functools.partial(page.announce_page, open_browser=not no_browser,
@@ -328,6 +332,10 @@ def diagnose(
 
 def _exit_interrupted(exc: BaseException) -> None:
     from intelligensi_deploy.console import print_error  # lazy: rich
+    from intelligensi_deploy.signals import (  # lazy: start-up of --help
+        exit_code_for,
+        find_interrupted,
+    )
 
     found = find_interrupted(exc)
     if found is not None:  # the command said what it closed and what is saved
@@ -340,6 +348,8 @@ def _exit_interrupted(exc: BaseException) -> None:
 
 def main() -> None:
     """Entry point: run the app; turn user-facing errors into messages and exit codes."""
+    from intelligensi_deploy.errors import FluxdeployError  # lazy: start-up of --help
+    from intelligensi_deploy.signals import Interrupted  # lazy: start-up of --help
 
     try:
         code = app(standalone_mode=False)

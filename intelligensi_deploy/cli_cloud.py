@@ -8,16 +8,13 @@ from collections.abc import Callable
 
 import typer
 
-from intelligensi_deploy.cli_output import print_json
-from intelligensi_deploy.cost import describe_spend
-from intelligensi_deploy.state_records import read_records
-
 
 def capacity(as_json: bool = typer.Option(False, "--json")) -> None:
     """Lambda instance types, their GPU and price, and the regions with capacity now."""
     from rich.console import Console  # lazy: rich
     from rich.table import Table  # lazy: rich
 
+    from intelligensi_deploy.cli_output import print_json  # lazy: start-up of --help
     from intelligensi_deploy.cloud.lambda_api import LambdaClient  # lazy: httpx
     from intelligensi_deploy.cloud.provision import capacity_rows  # lazy: with the client
 
@@ -38,8 +35,11 @@ def instances(as_json: bool = typer.Option(False, "--json")) -> None:
     from rich.console import Console  # lazy: rich
     from rich.table import Table  # lazy: rich
 
+    from intelligensi_deploy.cli_output import print_json  # lazy: start-up of --help
     from intelligensi_deploy.cloud.lambda_api import LambdaClient  # lazy: httpx
+    from intelligensi_deploy.cost import describe_spend  # lazy: start-up of --help
     from intelligensi_deploy.inventory import UNRECORDED, classify  # lazy: with the client
+    from intelligensi_deploy.state_records import read_records  # lazy: start-up of --help
 
     rows = classify(LambdaClient.from_env().list_instances(), read_records(), time.time())
     if as_json:
@@ -68,6 +68,7 @@ def terminate_instance(instance_id: str, approve: Callable[[str], bool] | None) 
     from intelligensi_deploy.cloud.lambda_api import LambdaClient  # lazy: httpx
     from intelligensi_deploy.cloud.provision import terminate_if_present  # lazy: with client
     from intelligensi_deploy.inventory import classify, pick_for_termination  # lazy: client
+    from intelligensi_deploy.state_records import read_records  # lazy: start-up of --help
 
     client = LambdaClient.from_env()
     row = pick_for_termination(classify(client.list_instances(), read_records(), time.time()),

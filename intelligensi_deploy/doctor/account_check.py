@@ -8,12 +8,14 @@ import time
 
 from intelligensi_deploy.doctor.check_types import CheckResult, DoctorDeps, Facts, make_result
 from intelligensi_deploy.inventory import classify, forgotten
+from intelligensi_deploy.state_records import read_records
 
 TITLE = "Every instance fluxdeploy launched has a record here"
 
 
 def check_forgotten(deps: DoctorDeps, facts: Facts) -> CheckResult:
-    rows = forgotten(classify(list(facts.instances.values()), deps.records(), time.time()))
+    records = deps.records() if deps.records is not None else read_records()
+    rows = forgotten(classify(list(facts.instances.values()), records, time.time()))
     if not rows:
         return make_result("forgotten", TITLE, "pass",
                            ["no instance tagged by fluxdeploy lacks a record here"])

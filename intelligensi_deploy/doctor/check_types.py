@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # types only: this module stays as light as the data it holds
     from intelligensi_deploy.presets import Preset
     from intelligensi_deploy.remote.host_protocol import Host
     from intelligensi_deploy.state import Deployment, NodeRecord
-from intelligensi_deploy.state_records import read_records
 
 Status = Literal["pass", "warn", "fail", "skip"]
 _T = TypeVar("_T")
@@ -73,7 +72,7 @@ class DoctorDeps:
     build_log: Callable[[], str | None] | None = None  # the last failed build's record
     connect_node: Callable[[NodeRecord], Host] | None = None  # a node's Host (clusters)
     environ: Mapping[str, str] = field(default_factory=dict)
-    records: Callable[[], list[dict[str, Any]]] = read_records  # this machine's records
+    records: Callable[[], list[dict[str, Any]]] | None = None  # None: this machine's records
     log_tail: int = 200
     local_timeout: float = 5.0
     external_timeout: float = 3.0
