@@ -27,6 +27,7 @@ from flux_server.config import Settings
 from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
 from flux_server.lora import LoraError
+from flux_server.lora_source import LoraProblem
 from flux_server.openapi import describe
 from flux_server.page import add_page_routes
 from flux_server.redact import redact
@@ -210,19 +211,21 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     def model_status() -> dict:
         return service.model_status()
 
-    @app.post("/apply-lora", summary="Load a LoRA (hub id or path) with a weight")
+    @app.post("/apply-lora", summary="Load a LoRA (hub id, or a path under FLUX_LORA_DIR) "
+              "with a weight; generations go on while it downloads")
     def apply_lora(body: LoraRequest) -> dict:
         pipe = service.require_ready()
-        with service.queue.lock:
-            try:
-                return service.lora.apply(pipe, body.source, float(body.weight),
-                                          body.adapter_name, body.weight_name,
-                                          settings.hf_token)
-            except LoraError as exc:
-                failure = explain(exc.cause, settings)
-                raise HTTPProblem(400, failure.type, failure.message,
-                                  "check the LoRA source: a FLUX LoRA (safetensors) as a hub "
-                                  "id or a path inside the container") from None
+        try:  # fetched outside the lock; the lock only for the swap (lora.py)
+            return service.lora.apply(pipe, body.source, float(body.weight),
+                                      body.adapter_name, body.weight_name,
+                                      settings.hf_token, service.queue.lock)
+        except LoraProblem as exc:
+            raise HTTPProblem(exc.status, exc.type, exc.message, exc.hint) from None
+        except LoraError as exc:
+            failure = explain(exc.cause, settings)
+            raise HTTPProblem(400, failure.type, failure.message,
+                              "diffusers refused these weights: a FLUX LoRA in safetensors "
+                              "is needed") from None
 
     @app.post("/remove-lora", summary="Remove one LoRA adapter, or all")
     def remove_lora(body: RemoveLoraRequest | None = None) -> dict:

@@ -52,6 +52,11 @@ class Settings:
     speed: SpeedRequest = field(default_factory=SpeedRequest)  # FLUX_COMPILE, FLUX_FP8, ... (flux_server/speed.py)
     api_keys_file: str | None = None  # FLUX_API_KEYS_FILE: set, every API route needs a key
     metrics_public: bool = False  # FLUX_METRICS_PUBLIC: /metrics without a key
+    lora_dir: str = "/loras"  # FLUX_LORA_DIR: the only folder /apply-lora reads paths from
+    lora_allow: tuple[str, ...] = ()  # FLUX_LORA_ALLOW: hub ids or owners (owner/*); () any
+    lora_max_bytes: int = 2 * 1024**3  # FLUX_LORA_MAX_BYTES: largest LoRA file downloaded
+    lora_timeout: float = 600.0  # FLUX_LORA_TIMEOUT: seconds for a LoRA's hub download
+    max_body_bytes: int = 1024 * 1024  # FLUX_MAX_BODY_BYTES: larger request bodies get 413
 
     @property
     def tiny(self) -> bool:
@@ -175,4 +180,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         speed=speed_from_env(env, max_side),
         api_keys_file=api_keys_file_from(env),
         metrics_public=_flag(env, "FLUX_METRICS_PUBLIC"),
+        lora_dir=env.get("FLUX_LORA_DIR", "").strip() or "/loras",
+        lora_allow=tuple(p.strip() for p in env.get("FLUX_LORA_ALLOW", "").split(",")
+                         if p.strip()),
+        lora_max_bytes=number_from(env, "FLUX_LORA_MAX_BYTES", int, 2 * 1024**3, 1),
+        lora_timeout=number_from(env, "FLUX_LORA_TIMEOUT", float, 600.0, 0.1),
+        max_body_bytes=number_from(env, "FLUX_MAX_BODY_BYTES", int, 1024 * 1024, 1024),
     )

@@ -1,14 +1,17 @@
-"""LoRA adapters on the loaded pipeline: apply (hub id or path, weight), remove, status.
-Callers hold the pipeline lock, so no generation runs during a change."""
+"""LoRA adapters on the loaded pipeline: apply (hub id or path under FLUX_LORA_DIR, weight),
+remove, status. `apply` fetches and reads the weights first, without any lock, and takes the
+pipeline lock only for the swap between two generations."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+import threading
+import time
 from typing import Any
 
-from flux_server.loader import looks_local
+from flux_server.lora_fetch import LoraFetcher
 from flux_server.schemas import InputError
 
 log = logging.getLogger("flux_server.lora")
@@ -44,28 +47,45 @@ def unfuse_for_lora(pipe: Any) -> bool:
 class LoraManager:
     """Which adapters are active, with their sources and weights."""
 
-    def __init__(self) -> None:
+    def __init__(self, fetcher: LoraFetcher | None = None) -> None:
         self.adapters: dict[str, dict[str, Any]] = {}
+        self.fetcher = fetcher
 
     def status(self) -> dict:
         return {"active": bool(self.adapters),
                 "adapters": [{"name": k, **v} for k, v in self.adapters.items()]}
 
     def apply(self, pipe: Any, source: str, weight: float, adapter_name: str | None = None,
-              weight_name: str | None = None, token: str | None = None) -> dict:
-        if looks_local(source) and not os.path.exists(os.path.expanduser(source)):
-            raise InputError("source", f"no such file or directory in the container: {source}")
+              weight_name: str | None = None, token: str | None = None,
+              lock: threading.Lock | None = None) -> dict:
+        """Fetch and read the weights (no lock held: generations go on), then swap them in
+        under `lock` (the queue's: between two generations)."""
+        if self.fetcher is None:
+            raise RuntimeError("LoraManager without a fetcher cannot apply a source")
+        started = time.monotonic()
+        weights = self.fetcher.load(source, weight_name, token)
+        fetched = time.monotonic()
+        with lock or threading.Lock():
+            locked = time.monotonic()
+            status = self.swap(pipe, weights, source, weight, adapter_name)
+        log.info("lora apply timings: fetch_s=%.3f lock_wait_s=%.3f swap_s=%.3f",
+                 fetched - started, locked - fetched, time.monotonic() - locked)
+        return status
+
+    def swap(self, pipe: Any, weights: dict[str, Any], source: str, weight: float,
+             adapter_name: str | None = None) -> dict:
+        """Load `weights` (a LoRA state dict) as adapter `adapter_name` (the caller holds the
+        pipeline lock); the pipeline is left as it was when diffusers refuses them."""
         name = adapter_name or adapter_name_for(source)
         if name in self.adapters:
             self._delete(pipe, [name])
-        kwargs: dict[str, Any] = {"adapter_name": name, "use_safetensors": True}  # no pickles
-        if weight_name:
-            kwargs["weight_name"] = weight_name
-        if token and not looks_local(source):
-            kwargs["token"] = token
         unfuse_for_lora(pipe)
         try:
-            pipe.load_lora_weights(os.path.expanduser(source), **kwargs)
+            pipe.load_lora_weights(weights, adapter_name=name)
+            loaded = {n for names in pipe.get_list_adapters().values() for n in names}
+            if name not in loaded:  # diffusers skips keys it does not know, silently
+                raise ValueError(f"the weights of {source} match no layer of this FLUX "
+                                 "pipeline: not a FLUX LoRA")
         except Exception as exc:
             self._delete(pipe, [name], quiet=True)
             self._activate(pipe)

@@ -199,9 +199,15 @@ RESPONSES: dict[tuple[str, str], dict[str, dict]] = {
     ("/model-status", "get"): {"200": _json(ModelStatus, "the server's full state")},
     ("/apply-lora", "post"): {
         "200": _json(LoraStatus, "applied; the adapters now active"),
-        "400": _json(ErrorBody, "the LoRA could not be loaded (not found, not a FLUX LoRA, "
-                     "gated, ...): the genuine error and a hint"),
-        "422": VALIDATION, "500": FAILED, "503": NOT_READY,
+        "400": _json(ErrorBody, "the LoRA could not be loaded (not on the hub, gated, larger "
+                     "than FLUX_LORA_MAX_BYTES, not a FLUX LoRA, ...): the genuine error and a "
+                     "hint"),
+        "422": _json(ValidationErrorBody, "a field breaks a rule, or the source is refused: "
+                     "not a hub id or a path under FLUX_LORA_DIR, not in FLUX_LORA_ALLOW, or "
+                     "pickle weights"),
+        "500": FAILED, "503": NOT_READY,
+        "504": _json(ErrorBody, "the download took longer than FLUX_LORA_TIMEOUT "
+                     "(LoraTimeout); generations went on meanwhile"),
     },
     ("/remove-lora", "post"): {
         "200": _json(LoraStatus, "removed; the adapters still active"),

@@ -30,6 +30,7 @@ from flux_server.gpu_check import describe as describe_cuda
 from flux_server.jobs import Job, JobDropped, JobQueue, QueueFull
 from flux_server.loader import PipelineLoader, free_memory
 from flux_server.lora import LoraManager
+from flux_server.lora_fetch import LoraFetcher
 from flux_server.memory import is_out_of_memory
 from flux_server.metrics import Metrics
 from flux_server.redact import redact
@@ -108,7 +109,7 @@ class FluxService:
         self.state = LoadState(settings.model, settings.tiny)
         self.loader = PipelineLoader(settings, self.state, detect_gpus, _warm_up(settings))
         self.queue = JobQueue(settings.queue_size, on_change=self.metrics.queue_depth.set)
-        self.lora = LoraManager()
+        self.lora = LoraManager(LoraFetcher(settings))
         self.config_error = config_error
         self.shutting_down = False
         self.compiled_since_ready = 0

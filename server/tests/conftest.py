@@ -107,6 +107,19 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("flux-server")
 
 
+def lora_root(workdir: Path) -> Path:
+    """The FLUX_LORA_DIR of the test servers: the only folder /apply-lora reads."""
+    root = workdir / "loras"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def lora_dir(workdir) -> Path:
+    """The FLUX_LORA_DIR of the `tiny` server."""
+    return lora_root(workdir)
+
+
 @pytest.fixture(scope="session")
 def start_server(workdir):
     started: list[ServerProcess] = []
@@ -182,7 +195,8 @@ def servers(start_server, fake_hub, workdir) -> dict[str, ServerProcess]:
     """Every server process, started at once so their start-ups overlap."""
     found = {
         # the tiny pipeline with a slow loading phase (FLUX_TEST_LOAD_DELAY)
-        "tiny": start_server("tiny", FLUX_MODEL="tiny", FLUX_TEST_LOAD_DELAY="4"),
+        "tiny": start_server("tiny", FLUX_MODEL="tiny", FLUX_TEST_LOAD_DELAY="4",
+                             FLUX_LORA_DIR=str(lora_root(workdir))),
         # queue of 1, each generation held 5 s, requests time out after 2.5 s
         "slow": start_server("slow", FLUX_MODEL="tiny", FLUX_QUEUE_SIZE="1",
                              FLUX_TEST_GENERATE_DELAY="5", FLUX_REQUEST_TIMEOUT="2.5"),

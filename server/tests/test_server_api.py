@@ -219,23 +219,38 @@ def test_lora_bad_path_is_422_naming_source(ready_server):
     response = ready_server.client.post("/apply-lora", json={"source": "/nope/lora.safetensors"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "source"
+    assert "FLUX_LORA_DIR" in response.json()["error"]["message"]
     response = ready_server.client.post("/apply-lora", json={"source": "x", "weight": "heavy"})
     assert response.status_code == 422
 
 
-def test_lora_folder_without_weights_is_400_with_genuine_error(ready_server, workdir):
-    empty = workdir / "empty-lora"
+def test_lora_folder_without_weights_is_422_saying_so(ready_server, lora_dir):
+    empty = lora_dir / "empty-lora"
     empty.mkdir(exist_ok=True)
     response = ready_server.client.post("/apply-lora", json={"source": str(empty)})
+    assert response.status_code == 422, response.text
+    assert "no .safetensors weights" in response.json()["error"]["message"]
+    assert ready_server.client.get("/lora-status").json()["active"] is False
+
+
+def test_lora_that_is_not_a_flux_lora_is_400_with_genuine_error(ready_server, lora_dir):
+    import torch
+    from safetensors.torch import save_file
+
+    folder = lora_dir / "not-flux"
+    folder.mkdir(exist_ok=True)
+    save_file({"unet.down.lora_A.weight": torch.zeros(2, 2)},
+              str(folder / "pytorch_lora_weights.safetensors"))
+    response = ready_server.client.post("/apply-lora", json={"source": "not-flux"})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"]
     assert ready_server.client.get("/lora-status").json()["active"] is False
 
 
-def test_real_lora_changes_the_image_and_removal_restores_it(ready_server, tiny_dir, workdir):
+def test_real_lora_changes_the_image_and_removal_restores_it(ready_server, tiny_dir, lora_dir):
     from flux_server.tiny import save_tiny_lora
 
-    lora_dir = save_tiny_lora(tiny_dir, workdir / "tiny-lora")
+    lora_dir = save_tiny_lora(tiny_dir, lora_dir / "tiny-lora")
     base = _generate(ready_server, seed=77).content
     applied = ready_server.client.post("/apply-lora", json={
         "source": str(lora_dir), "weight": 1.0, "adapter_name": "style"})

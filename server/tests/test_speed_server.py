@@ -66,6 +66,7 @@ def test_a_lora_on_fused_qkv_gives_the_unfused_lora_result(tiny_dir, workdir):
     from diffusers import FluxPipeline
     from flux_server.lora import LoraManager
     from flux_server.tiny import save_tiny_lora
+    from safetensors.torch import load_file
 
     lora_dir = workdir / "speed-lora"
     if not lora_dir.exists():
@@ -76,7 +77,8 @@ def test_a_lora_on_fused_qkv_gives_the_unfused_lora_result(tiny_dir, workdir):
         pipe.set_progress_bar_config(disable=True)
         if fuse:
             pipe.transformer.fuse_qkv_projections()
-        LoraManager().apply(pipe, str(lora_dir), 1.0)
+        weights = load_file(str(lora_dir / "pytorch_lora_weights.safetensors"))
+        LoraManager().swap(pipe, weights, str(lora_dir), 1.0)
         generator = torch.Generator().manual_seed(3)
         return pipe(prompt="a cat", width=32, height=32, num_inference_steps=2,
                     guidance_scale=0.0, generator=generator, output_type="np").images[0]

@@ -278,11 +278,11 @@ def _handler_for(hub: FakeHfHub) -> type[BaseHTTPRequestHandler]:
             if not rate:
                 self.wfile.write(data)
                 return
-            step = 16 * 1024
+            step = max(512, min(16 * 1024, int(rate / 20)))  # ~20 writes a second
             for offset in range(0, len(data), step):
+                time.sleep(len(data[offset:offset + step]) / rate)  # before: the time is real
                 self.wfile.write(data[offset:offset + step])
                 self.wfile.flush()
-                time.sleep(len(data[offset:offset + step]) / rate)
 
         # -- responses -----------------------------------------------------------------
         def _send_json(self, status: int, body, head: bool,
