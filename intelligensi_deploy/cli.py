@@ -41,6 +41,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
 )
 from intelligensi_deploy import cli_cloud  # after cli_params.install()
+from intelligensi_deploy.cli_key import key_app  # after cli_params.install()
 from intelligensi_deploy.cli_presets_image import (  # after cli_params.install()
     BuildOpt,
     image_app,
@@ -49,6 +50,7 @@ from intelligensi_deploy.cli_presets_image import (  # after cli_params.install(
 
 app.add_typer(presets_app, name="presets")
 app.add_typer(image_app, name="image")
+app.add_typer(key_app, name="key")
 
 NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "
                        "recent one).")
@@ -121,6 +123,9 @@ def up(
     else:
         typer.echo("Reach it with `fluxdeploy tunnel` (port kept private on the VM), or "
                    "`fluxdeploy generate \"a red fox\"`.")
+    if dep.auth:
+        typer.echo("API key: send `Authorization: Bearer <key>`; `fluxdeploy key show` prints "
+                   "it (generate and doctor send it themselves).")
 
 
 @app.command()
@@ -269,6 +274,9 @@ def open_page(
                        echo=lambda line: typer.echo(line))
     if dep.provider != "local":
         typer.echo("Opening an SSH tunnel to the server (Ctrl-C closes it)...")
+    if dep.auth:  # the key never goes on the browser's command line (argv) or in its history
+        typer.echo(f"The page asks for the API key once per tab: `fluxdeploy key show --name "
+                   f"{dep.name}` prints it.")
     try:
         with interruptible():  # whatever the inherited dispositions: exit 130/143, closed
             page.hold_page_tunnel(dep, announce, local_port=local_port)
@@ -288,7 +296,8 @@ def generate(
     guidance: float | None = typer.Option(None, "--guidance"),
     name: str | None = NameOpt,
     url: str | None = typer.Option(None, "--url", help="Server URL (default: through an "
-                                      "SSH tunnel to the deployment)."),
+                                      "SSH tunnel to the deployment, with its API key); a "
+                                      "server with keys takes $FLUXDEPLOY_API_KEY."),
 ) -> None:
     """Generate one image and save it (PNG)."""
     from intelligensi_deploy import generate as gen  # lazy: httpx, paramiko
@@ -296,9 +305,13 @@ def generate(
     request = gen.GenerateRequest(prompt=prompt, steps=steps, width=width, height=height,
                                   seed=seed, guidance=guidance)
     if url:
-        result = gen.generate(url, request)
+        result = gen.generate(url, request, api_key=gen.url_key())
     else:
-        result = gen.generate_on_deployment(_resolve(name), request)
+        from intelligensi_deploy.api_keys import client_key  # lazy: start-up of --help
+
+        dep = _resolve(name)
+        key = client_key(_store().root, dep.name, dep.auth)
+        result = gen.generate_on_deployment(dep, request, api_key=key)
     output.write_bytes(result.image)
     typer.echo(f"Wrote {output} ({result.width}x{result.height}, seed {result.seed}, "
                f"{result.seconds:.2f} s)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from intelligensi_deploy import names
 from intelligensi_deploy.cloud.ray_ports import RAY_PORTS
+from intelligensi_deploy.container_plan import secrets_volumes, server_secrets_env
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.docker_args import SecretInArgvError, looks_secret
 from intelligensi_deploy.secrets import Token
@@ -58,7 +59,7 @@ def node_run_args(preset: Preset, deployment: str, node: ClusterNode, head_ip: s
         # host networking: the serving port binds the VM's loopback unless it is public
         env.update(PORT=str(preset.port),
                    FLUX_HOST="0.0.0.0" if preset.exposure == "public" else "127.0.0.1",
-                   FLUX_RAY_ADDRESS=f"{node.ip}:{RAY_PORTS.gcs}")
+                   FLUX_RAY_ADDRESS=f"{node.ip}:{RAY_PORTS.gcs}", **server_secrets_env(preset))
     else:
         env["FLUX_RAY_HEAD"] = f"{head_ip}:{RAY_PORTS.gcs}"
     leaked = sorted(name for name in env if looks_secret(name))
@@ -74,6 +75,9 @@ def node_run_args(preset: Preset, deployment: str, node: ClusterNode, head_ip: s
     args += ["--env-file", env_file]
     for name, value in env.items():
         args += ["-e", f"{name}={value}"]
+    if node.role == "head":  # the endpoint's API keys (and TLS files): a volume on node 1
+        for source, target in secrets_volumes(preset, deployment):
+            args += ["-v", f"{source}:{target}"]
     args += ["-v", f"{preset.hf_cache or names.HF_CACHE_VOLUME}:/data/hf",
              "--label", f"{names.DEPLOYMENT_LABEL}={deployment}",
              "--label", f"{names.NODE_LABEL}={node.index}",

@@ -82,14 +82,17 @@ def container_spec(
     # (gpu-not-visible) instead of quietly running FLUX on the CPU (docs/contract.md).
     require_gpu = {"FLUX_REQUIRE_GPU": "1"} if preset.gpus else {}
     env = {"PORT": str(CONTAINER_PORT), **preset.server.container_env(), **require_gpu,
-           **preset.scale_env(),
+           **preset.scale_env(), **server_secrets_env(preset),
            **preset.env}
     volume = (hf_cache or names.HF_CACHE_VOLUME, "/data/hf")
     publish_ip = "0.0.0.0" if preset.exposure == "public" else "127.0.0.1"
+    # the secrets volume is not in the digest: it follows from the env, and a new key in it
+    # (`fluxdeploy key rotate`) must not replace the container
     digest = hashlib.sha256(
         json.dumps([image, preset.port, publish_ip, sorted(env.items()), preset.gpus,
                     list(volume)]).encode()
     ).hexdigest()[:16]
+    volumes = [volume, *secrets_volumes(preset, name)]
     return ContainerSpec(
         name=names.container_name(name),
         image=image,
@@ -99,10 +102,24 @@ def container_spec(
         env=env,
         env_file=env_file,
         gpus=preset.gpus,
-        volumes=[volume],
+        volumes=volumes,
         labels={names.DEPLOYMENT_LABEL: name, names.PRESET_LABEL: preset.name,
                 names.CONFIG_LABEL: digest},
     )
+
+
+def server_secrets_env(preset: Preset) -> dict[str, str]:
+    """Where the server finds its secrets in the mounted secrets volume (paths, not values)."""
+    if not preset.auth_on:
+        return {}
+    return {"FLUX_API_KEYS_FILE": f"{names.SECRETS_MOUNT}/{names.API_KEYS_FILE}"}
+
+
+def secrets_volumes(preset: Preset, name: str) -> list[tuple[str, str]]:
+    """The deployment's secrets volume, mounted read-only, when the server has secrets."""
+    if not preset.auth_on:
+        return []
+    return [(names.secrets_volume(name), f"{names.SECRETS_MOUNT}:ro")]
 
 
 def hf_cache_path(preset: Preset) -> str | None:

@@ -46,6 +46,18 @@ def node_name(deployment: str, index: int) -> str:
     return f"{PREFIX}-{deployment}-node{index}"
 
 
+# The server's own secrets (its API keys file, its TLS key and certificate) live in a Docker
+# volume per deployment, written as root and owned by the image's user (remote/secret_volume.py),
+# mounted read-only: a file the server can re-read (a key rotation) without being restarted.
+SECRETS_MOUNT = "/run/fluxdeploy"
+API_KEYS_FILE = "api-keys"
+
+
+def secrets_volume(deployment: str) -> str:
+    """The Docker volume of the deployment's server secrets (keys file, TLS files)."""
+    return f"{PREFIX}-{deployment}-secrets"
+
+
 def watchdog_name(deployment: str) -> str:
     """The container that enforces the deployment's limits (on node 1 of a cluster)."""
     return f"{PREFIX}-{deployment}-watchdog"

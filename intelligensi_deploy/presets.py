@@ -126,6 +126,8 @@ class Preset(_Strict):
     port: int = Field(8000, ge=1, le=65535)
     exposure: Literal["tunnel", "public"] = "tunnel"
     public_cidr: str = "0.0.0.0/0"
+    auth: bool | None = Field(None, description="API keys on the server (api_keys.py); default "
+                              "on with exposure: public, off with tunnel")
     hf_cache: str | None = Field(None, description="host path for the HF cache; default a volume")
     gpus: bool = True
     env: dict[str, str] = Field(default_factory=dict)
@@ -162,6 +164,11 @@ class Preset(_Strict):
             raise ValueError(f"provider '{self.provider}' takes no 'lambda:' section")
         if self.provider == "local" and self.exposure == "public":
             raise ValueError("provider 'local' publishes on 127.0.0.1 only: use exposure: tunnel")
+        if self.exposure == "public" and self.auth is False:
+            raise ValueError(
+                "exposure: public with auth: false would let anyone who finds the address "
+                "drive your GPU and read the prompts: remove `auth: false` (fluxdeploy creates "
+                "the key and sends it for you) or use exposure: tunnel")
         if self.lambda_ is not None:
             facts = self.lambda_.gpu_facts()
             self.server.speed.check_gpu(self.lambda_.instance_type, facts[1] if facts else None)
@@ -176,6 +183,11 @@ class Preset(_Strict):
             return {}
         gpus = self.lambda_.gpu_count() if self.lambda_ else (self.scale.replicas_per_node or 1)
         return self.scale.container_env(gpus, self.server.queue_size)
+
+    @property
+    def auth_on(self) -> bool:
+        """Whether the server checks API keys: `auth:` when given, else public exposure."""
+        return self.exposure == "public" if self.auth is None else self.auth
 
     @property
     def bundled(self) -> bool:

@@ -20,6 +20,7 @@ TOKEN_ENV_NAMES = (
     "HUGGINGFACE_TOKEN",
     "GHCR_TOKEN",
     "LAMBDA_API_KEY",
+    "FLUXDEPLOY_API_KEY",
 )
 
 # Each shape needs a run of secret-looking characters after its prefix, so that words such as
@@ -33,6 +34,7 @@ _TOKEN_SHAPES = re.compile(
       | gh[pousr]_[A-Za-z0-9]{20,}            # GitHub classic/OAuth/app tokens (ghcr.io too)
       | github_pat_[A-Za-z0-9_]{22,}          # GitHub fine-grained tokens
       | secret_[A-Za-z0-9_-]*[A-Za-z0-9]{16,}[A-Za-z0-9._-]*  # Lambda Cloud API keys
+      | fxk_[A-Za-z0-9_-]{32,}                # the server API keys fluxdeploy creates
     )
     """,
     re.VERBOSE,

@@ -80,6 +80,7 @@ class Deployment(BaseModel):
     image_source: Literal["bundled", "registry"] | None = None  # built on the host, or pulled
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
+    auth: bool = False  # the server checks API keys; the key is beside this record (api_keys.py)
     firewall_rule: dict[str, Any] | None = None  # legacy, account-wide (older records)
     firewall_ruleset_id: str | None = None  # this deployment's own ruleset (cloud/rulesets.py)
     launched_at: float | None = None  # the instance's launch (node 1's for a cluster)

@@ -15,6 +15,7 @@ from intelligensi_deploy.deploy.watchdog import remove_watchdog
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.machines import connect_node
 from intelligensi_deploy.remote.docker import Docker
+from intelligensi_deploy.remote.secret_volume import remove_volume
 from intelligensi_deploy.state import Deployment, StateStore, Tracker, drop_node
 
 
@@ -33,6 +34,8 @@ def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
                     remove_watchdog(dep.name, host, Docker(host), ui)
                 if node.container_name and Docker(host).remove(node.container_name):
                     ui.step(f"Node {node.index}: removed container {node.container_name}")
+                if node.index == 1:
+                    remove_volume(Docker(host), names.secrets_volume(dep.name))
                 host.run(["rm", "-f", names.env_file_path(remote_home(host), dep.name,
                                                           node.index)])
             finally:

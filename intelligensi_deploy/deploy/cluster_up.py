@@ -40,6 +40,7 @@ from intelligensi_deploy.deploy.steps import (
     bundled_plan,
     image_on_host,
     remote_home,
+    server_api_key,
     wait_until_ready,
 )
 from intelligensi_deploy.deploy.watchdog import ensure_watchdog
@@ -157,6 +158,7 @@ def deploy_nodes(preset: Preset, tracker: Tracker, hosts: Mapping[int, Host], ui
         for done in [pool.submit(image_on_host, preset, plan, tracker, dockers[i],
                                  NodeReporter(ui, i), environ) for i in to_prepare]:
             done.result()
+    server_api_key(preset.auth_on, tracker, dockers[1], ui, image)  # before the head starts
     for run in runs:
         start_node(run, hosts[run.node.index], dockers[run.node.index], homes[run.node.index],
                    body, image, tracker, ui, force=force)

@@ -29,6 +29,7 @@ from intelligensi_deploy.deploy.steps import (
     bundled_plan,
     image_on_host,
     remote_home,
+    server_api_key,
     wait_until_ready,
 )
 from intelligensi_deploy.deploy.watchdog import ensure_watchdog, remove_watchdog
@@ -39,6 +40,7 @@ from intelligensi_deploy.preset_limits import LimitsSection
 from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.remote.host_protocol import Host
+from intelligensi_deploy.remote.secret_volume import remove_volume
 from intelligensi_deploy.state import Deployment, Tracker
 from intelligensi_deploy.watchdog_plan import DEFAULT_INTERVAL_S, WatchPlan
 
@@ -96,10 +98,12 @@ def deploy_container(
     action = plan_container(existing, spec.labels[names.CONFIG_LABEL], ready, force)
     if action is ContainerAction.KEEP:
         ui.step(f"Container {spec.name} is up and ready with this configuration: nothing to do")
+        server_api_key(preset.auth_on, tracker, docker, ui, image)
         return action, image
     if action is ContainerAction.WAIT:
         ui.step(f"Container {spec.name} is still loading ({ready.describe() if ready else ''}); "
                 "not restarting it (pass --force to replace it)")
+        server_api_key(preset.auth_on, tracker, docker, ui, image)
         return action, image
     if action is ContainerAction.REFUSE:
         raise FluxdeployError(
@@ -113,6 +117,7 @@ def deploy_container(
     ui.step("Writing secrets to a 0600 env file on the host (never on a command line)")
     host.run(["mkdir", "-p", "-m", "700", f"{home}/{names.SECRETS_DIR}"])
     host.write_file(env_file, secrets.container_env_file(secrets.hf_token(environ)), 0o600)
+    server_api_key(preset.auth_on, tracker, docker, ui, image)
     if spec.volumes[0][0].startswith("/"):
         host.run(["mkdir", "-p", spec.volumes[0][0]])
     if existing is not None:
@@ -170,6 +175,7 @@ def remove_container(dep: Deployment) -> bool:
         docker = Docker(host)
         remove_watchdog(dep.name, host, docker)
         removed = docker.remove(dep.container_name)
+        remove_volume(docker, names.secrets_volume(dep.name))
         host.run(["rm", "-f", names.env_file_path(remote_home(host), dep.name)])
         return removed
     finally:

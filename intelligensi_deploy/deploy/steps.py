@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from intelligensi_deploy import secrets
+from intelligensi_deploy import api_keys, names, secrets
 from intelligensi_deploy.bundle.build import (
     BuildPlan,
     ImageBuildError,
@@ -30,6 +30,7 @@ from intelligensi_deploy.redact import redact
 from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.remote.docker_args import registry_of
 from intelligensi_deploy.remote.host_protocol import Host
+from intelligensi_deploy.remote.secret_volume import write_secret
 from intelligensi_deploy.state import Tracker, build_log_path
 
 
@@ -160,3 +161,19 @@ def show_last_logs(docker: Docker, container: str, ui: Reporter, lines: int = 30
         ui.warn(f"Last {lines} lines of the container log:")
         for line in text.splitlines()[-lines:]:
             ui.detail(redact(line))
+
+
+def server_api_key(auth: bool, tracker: Tracker, docker: Docker, ui: Reporter,
+                   image: str) -> None:
+    """With `auth` on: the deployment's key (kept beside the record on this machine, created
+    on the first `up`) written to the server's secrets volume on `docker`'s host (a cluster's
+    head), whatever `up` decided about the container, so that `up` puts right a key lost
+    here or changed there."""
+    tracker.update(auth=auth)
+    if not auth:
+        return
+    key = api_keys.ensure_key(tracker.store.root, tracker.dep.name)
+    ui.step("Writing the API key to the server's secrets volume (0600; `fluxdeploy key show` "
+            "prints it)")
+    write_secret(docker, image, names.secrets_volume(tracker.dep.name), names.API_KEYS_FILE,
+                 api_keys.keys_file(key))

@@ -156,6 +156,17 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "status` shows the nodes; `fluxdeploy doctor` names a lost node (node-not-joined).",
     ),
     FindingKind(
+        "open-endpoint", "error", "The public endpoint answers without an API key: anyone "
+        "who finds it can drive the GPU and read the prompts",
+        "Redeploy with `fluxdeploy up` (exposure: public turns API keys on; a container "
+        "started by hand without FLUX_API_KEYS_FILE and the secrets volume has none).",
+    ),
+    FindingKind(
+        "key-refused", "error", "The server refuses the API key this machine holds",
+        "`fluxdeploy key rotate` gives the server and this machine one new key (clients "
+        "holding the old one get 401 from then on).",
+    ),
+    FindingKind(
         "container-crash", "error", "The server crashed with an unrecognised error",
         "Read the traceback with `fluxdeploy logs`; the last exception line is shown above.",
     ),

@@ -44,6 +44,8 @@ class HttpAnswer:
 
 
 HttpGet = Callable[[str, float], HttpAnswer]  # (url, timeout) -> answer; raises when no answer
+# (url, timeout, bearer key) -> answer: the API routes behind the server's key
+KeyedGet = Callable[[str, float, str | None], HttpAnswer]
 
 
 class DockerLike(Protocol):
@@ -76,6 +78,8 @@ class DoctorDeps:
     log_tail: int = 200
     local_timeout: float = 5.0
     external_timeout: float = 3.0
+    keyed_get: KeyedGet | None = None  # for the auth check (doctor/auth_check.py)
+    api_key: Callable[[], str | None] | None = None  # this machine's key of the deployment
 
 
 @dataclass

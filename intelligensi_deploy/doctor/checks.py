@@ -19,6 +19,7 @@ from intelligensi_deploy import secrets
 from intelligensi_deploy.diagnosis.diagnose import diagnose
 from intelligensi_deploy.diagnosis.findings import make_finding
 from intelligensi_deploy.doctor.account_check import check_forgotten
+from intelligensi_deploy.doctor.auth_check import auth_not_applicable, check_auth
 from intelligensi_deploy.doctor.check_types import (
     Check,
     CheckResult,
@@ -301,6 +302,8 @@ CHECKS: tuple[Check, ...] = (
     Check("logs", "Container log diagnosed", check_logs, needs=("docker",)),
     Check("health", "/health answers on the host", check_health, needs=("container", "preset")),
     Check("ready", "/ready: the model is loaded", check_ready, needs=("health",)),
+    Check("auth", "API key: required, and this machine's is taken", check_auth,
+          needs=("health",), not_applicable=auth_not_applicable),
     Check("external", "Port reachable from here at the public IP", check_external,
           needs=("health", "preset"), not_applicable=external_not_applicable),
     Check("cluster", "Cluster: every node joined, replicas ready", check_cluster,

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from intelligensi_deploy import machines
+from intelligensi_deploy.api_keys import load_key
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.doctor.check_types import DoctorDeps, HttpAnswer
 from intelligensi_deploy.doctor.report import (
@@ -35,7 +36,14 @@ from intelligensi_deploy.state import Deployment, StateStore, build_log_path
 
 def http_get(url: str, timeout: float) -> HttpAnswer:
     """One GET; the JSON body when there is one. Raises httpx errors when nothing answers."""
-    response = httpx.get(url, timeout=timeout)
+    return keyed_get(url, timeout, None)
+
+
+def keyed_get(url: str, timeout: float, key: str | None) -> HttpAnswer:
+    """One GET sending `key` as the bearer token (None: no Authorization header); the JSON
+    body when there is one. Raises httpx errors when nothing answers."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = httpx.get(url, timeout=timeout, headers=headers)
     try:
         body: Any = response.json()
     except ValueError:
@@ -56,7 +64,15 @@ def build_deps(deployment: Deployment) -> DoctorDeps:
         environ=os.environ,
         build_log=lambda: _read_build_log(deployment),
         connect_node=lambda node: machines.connect_node(deployment, node),
+        keyed_get=keyed_get,
+        api_key=lambda: _api_key(deployment),
     )
+
+
+def _api_key(deployment: Deployment) -> str | None:
+    """This machine's key of the deployment (api_keys.py), None when it holds none."""
+    token = load_key(StateStore().root, deployment.name)
+    return token.value if token else None
 
 
 def _read_build_log(deployment: Deployment) -> str | None:

@@ -40,6 +40,15 @@ def get_on_host(deps: DoctorDeps, facts: Facts, path: str) -> HttpAnswer:
         return deps.http_get(f"http://127.0.0.1:{local_port}{path}", deps.local_timeout)
 
 
+def get_on_host_keyed(deps: DoctorDeps, facts: Facts, path: str, key: str | None
+                      ) -> HttpAnswer:
+    """`get_on_host` for an API route: with `key` as the bearer key (None: no key)."""
+    if deps.keyed_get is None:
+        raise FluxdeployError("doctor was built without a keyed HTTP client")
+    with facts.need_host().forward(_deployed_port(deps, facts)) as local_port:
+        return deps.keyed_get(f"http://127.0.0.1:{local_port}{path}", deps.local_timeout, key)
+
+
 def check_health(deps: DoctorDeps, facts: Facts) -> CheckResult:
     """`/health` answers 200 on the host's 127.0.0.1 (through SSH: no firewall involved)."""
     title = "/health answers on the host"

@@ -7,7 +7,9 @@ import re
 import traceback
 from collections.abc import Callable, Iterable
 
-_TOKEN_PATTERN = re.compile(r"\b(hf_|ghp_|github_pat_|secret_)[A-Za-z0-9_]{6,}")
+# fxk_: the API keys fluxdeploy creates (URL-safe base64, so `-` too)
+_TOKEN_PATTERN = re.compile(r"\b(?:(?:hf_|ghp_|github_pat_|secret_)[A-Za-z0-9_]{6,}"
+                            r"|fxk_[A-Za-z0-9_-]{16,})")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -167,10 +167,14 @@ def test_local_fine_external_not_names_cause_and_offers_tunnel(e2e: E2E) -> None
     env = [e for e in info["Config"]["Env"] if e.startswith(("FLUX_", "HF_ENDPOINT", "PORT"))]
     labels = [f"--label={k}={v}" for k, v in info["Config"]["Labels"].items()
               if k.startswith("fluxdeploy.")]
+    # the public server's API keys: the deployment's secrets volume, mounted read-only
+    mounts = [f"--volume={m['Name']}:{m['Destination']}:ro" for m in info["Mounts"]
+              if m.get("Name", "").endswith("-secrets")]
+    assert mounts, info["Mounts"]
     docker("rm", "-f", cid)
     env_file = Path.home() / ".fluxdeploy" / "e2e.env"
     docker("run", "-d", "--name", "fluxdeploy-e2e", *labels, "--env-file", str(env_file),
-           *[f"--env={e}" for e in env], "-p", f"127.0.0.1:{state['port']}:8000",
+           *[f"--env={e}" for e in env], *mounts, "-p", f"127.0.0.1:{state['port']}:8000",
            e2e.registry.image)
     def server_ready() -> bool:
         ready = _json(e2e.cli("status", "--json"))["deployments"][0]["ready"]

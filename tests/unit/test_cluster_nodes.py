@@ -60,3 +60,16 @@ def test_secrets_only_in_the_env_file():
 def test_the_head_starts_first():
     nodes = cluster_nodes("demo", IPS)
     assert [n.role for n in start_order(list(reversed(nodes)))] == ["head", "worker", "worker"]
+
+
+def test_a_public_cluster_head_checks_keys_from_its_secrets_volume_and_workers_do_not():
+    preset = load_preset(str(MULTI_VM_EXAMPLE)).model_copy(update={"exposure": "public"})
+    assert preset.auth_on
+    nodes = cluster_nodes("demo", IPS)
+    head = node_run_args(preset, "demo", nodes[0], IPS[0], "/h/env", 1)
+    worker = node_run_args(preset, "demo", nodes[1], IPS[0], "/h/env", 1)
+    assert _env(head)["FLUX_HOST"] == "0.0.0.0"
+    assert _env(head)["FLUX_API_KEYS_FILE"] == "/run/fluxdeploy/api-keys"
+    assert head[head.index("fluxdeploy-demo-secrets:/run/fluxdeploy:ro") - 1] == "-v"
+    assert "FLUX_API_KEYS_FILE" not in _env(worker)  # workers serve no HTTP
+    assert not any("-secrets:" in a for a in worker)

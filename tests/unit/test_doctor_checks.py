@@ -196,15 +196,33 @@ class FakeHttp:
         raise ConnectionRefusedError(url)
 
 
+GOOD_KEY = "fxk_" + "k" * 43
+
+
+class FakeKeyedServer:
+    """The server's API routes as `keyed_get` sees them: 401 unless the key is one of
+    `keys` (no keys: the server checks none and answers everything)."""
+
+    def __init__(self, keys: tuple[str, ...] = (GOOD_KEY,)) -> None:
+        self.keys = keys
+        self.calls: list[tuple[str, str | None]] = []
+
+    def __call__(self, url: str, timeout: float, key: str | None) -> HttpAnswer:
+        self.calls.append((url, key))
+        if self.keys and key not in self.keys:
+            return HttpAnswer(401, {"error": {"type": "Unauthorized"}})
+        return HttpAnswer(200, {"model": "x"})
+
+
 def deployment(provider: str = "lambda", **fields: Any) -> Deployment:
     base = {"name": "flux", "preset": "p", "provider": provider, "phase": "ready",
             "container_name": "fluxdeploy-flux", "port": 8000}
     if provider == "lambda":
         base |= {"instance_id": "i-0123", "region": "us-east-1", "ip": IP, "ssh_user": "ubuntu",
-                 "ssh_port": 22, "host_key": HOST_KEY, "exposure": "public"}
+                 "ssh_port": 22, "host_key": HOST_KEY, "exposure": "public", "auth": True}
     if provider == "ssh":
         base |= {"ip": "198.51.100.9", "ssh_user": "ubuntu", "host_key": HOST_KEY,
-                 "exposure": "public"}
+                 "exposure": "public", "auth": True}
     return Deployment(**(base | fields))
 
 
@@ -219,6 +237,7 @@ def make_deps(*, provider: str = "lambda", exposure: str = "public", host: FakeH
               docker: FakeDocker | None = None, cloud: FakeLambda | None = None,
               http: FakeHttp | None = None, preset_text: str | None = None,
               environ: dict[str, str] | None = None, connect_error: Exception | None = None,
+              server: FakeKeyedServer | None = None, laptop_key: str | None = GOOD_KEY,
               **dep_fields: Any) -> DoctorDeps:
     host = host or FakeHost()
     docker = docker or FakeDocker()
@@ -244,6 +263,8 @@ def make_deps(*, provider: str = "lambda", exposure: str = "public", host: FakeH
         lambda_client=(lambda: cloud),
         environ=environ if environ is not None else {"LAMBDA_API_KEY": "secret_x_" + "a" * 32},
         records=list,
+        keyed_get=server or FakeKeyedServer(),
+        api_key=lambda: laptop_key,
     )
 
 
@@ -275,14 +296,17 @@ def test_checks_run_in_the_documented_order() -> None:
     assert [c.id for c in report.checks] == [
         "preset", "tokens", "lambda-key", "instance", "forgotten", "ssh", "docker", "gpu",
         "image",
-        "container", "logs", "health", "ready", "external", "cluster"]
+        "container", "logs", "health", "ready", "auth", "external", "cluster"]
 
 
 def test_health_and_ready_are_asked_on_the_hosts_localhost_through_the_forward() -> None:
     host = FakeHost()
     http = FakeHttp(local_answers() | {f"{IP}:8000/health": HttpAnswer(200, {})})
-    run_checks(make_deps(host=host, http=http))
-    assert host.forwards == [8000, 8000]
+    server = FakeKeyedServer()
+    run_checks(make_deps(host=host, http=http, server=server))
+    assert host.forwards == [8000, 8000, 8000, 8000]  # /health, /ready, auth without/with key
+    assert server.calls == [("http://127.0.0.1:48000/model-status", None),
+                            ("http://127.0.0.1:48000/model-status", GOOD_KEY)]
     asked = [url for url, _ in http.urls]
     assert asked == ["http://127.0.0.1:48000/health", "http://127.0.0.1:48000/ready",
                      f"http://{IP}:8000/health"]
@@ -689,7 +713,7 @@ def test_doctor_json_shape() -> None:
         assert isinstance(item["evidence"], list)
     for item in doc["findings"]:
         assert set(item) == {"id", "severity", "title", "evidence", "fix", "doc"}
-    assert doc["summary"].startswith("12 passed, 1 failed")
+    assert doc["summary"].startswith("13 passed, 1 failed")
     json.dumps(doc)  # serialisable
 
 
@@ -774,3 +798,36 @@ def test_doctor_main_without_a_deployment_exits_2(
     assert doctor_main(None, as_json=True) == 2
     out = json.loads(capsys.readouterr().out)
     assert out["checks"] == [] and out["summary"].startswith("doctor could not run")
+
+
+# --------------------------------------------------------------------------- auth
+
+
+def test_public_endpoint_that_answers_without_a_key_is_an_error_whose_fix_is_up() -> None:
+    report = run_checks(make_deps(server=FakeKeyedServer(keys=())))
+    auth = check(report, "auth")
+    assert auth.status == "fail" and auth.doc == "open-endpoint"
+    assert auth.evidence == ("/model-status without a key: HTTP 200",)
+    assert [f.id for f in report.findings] == ["open-endpoint"]
+    assert "fluxdeploy up" in auth.fix
+    assert doctor_exit_code(report) == 1
+
+
+def test_a_key_the_server_refuses_is_named_with_rotate_as_the_fix() -> None:
+    report = run_checks(make_deps(laptop_key="fxk_" + "o" * 43))
+    auth = check(report, "auth")
+    assert auth.status == "fail" and [f.id for f in report.findings] == ["key-refused"]
+    assert auth.evidence[-1] == "/model-status with this machine's key: HTTP 401"
+    assert "fluxdeploy key rotate" in auth.fix
+    assert "fxk_" not in json.dumps(doctor_json(report))  # the key itself is never shown
+
+
+def test_no_key_on_this_machine_is_a_warning_not_a_failure() -> None:
+    auth = check(run_checks(make_deps(laptop_key=None)), "auth")
+    assert auth.status == "warn" and "key rotate" in auth.fix
+
+
+def test_tunnel_without_auth_skips_the_auth_check() -> None:
+    server = FakeKeyedServer()
+    report = run_checks(make_deps(exposure="tunnel", auth=False, server=server))
+    assert check(report, "auth").status == "skip" and server.calls == []
