@@ -23,6 +23,7 @@ from flux_server import __version__
 from flux_server.activity import Activity
 from flux_server.auth import ApiKeys, needs_key
 from flux_server.auth_http import ApiKeyMiddleware, public_ready, refused_start
+from flux_server.body_limit import BODY_KEY, BodyLimitMiddleware, json_problem
 from flux_server.config import Settings
 from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
@@ -46,8 +47,20 @@ log = logging.getLogger("flux_server.app")
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for non-UTF-8 bytes
 
 
+def should_retry(status: int, headers: dict[str, str]) -> dict[str, str]:
+    """`headers` plus `x-should-retry`, which the official OpenAI SDKs obey: true where
+    waiting helps (429, 503 with Retry-After), false where a retry would fail again or
+    repeat abandoned work (4xx, 501, 504, a terminal 503)."""
+    if status == 429 or (status == 503 and "Retry-After" in headers):
+        return {**headers, "x-should-retry": "true"}
+    if 400 <= status < 500 or status in (501, 503, 504):
+        return {**headers, "x-should-retry": "false"}
+    return headers
+
+
 def _problem_response(problem: HTTPProblem) -> JSONResponse:
-    return JSONResponse(problem.body, status_code=problem.status, headers=problem.headers)
+    return JSONResponse(problem.body, status_code=problem.status,
+                        headers=should_retry(problem.status, problem.headers))
 
 
 def _field_of(loc: tuple) -> str:
@@ -62,7 +75,19 @@ def _validation_response(errors: list[dict]) -> JSONResponse:
     return JSONResponse(status_code=422, content={
         "error": {"type": "ValidationError", "message": message,
                   "hint": "fix the named fields (GET /docs lists the rules)"},
-        "detail": detail})
+        "detail": detail}, headers=should_retry(422, {}))
+
+
+def _body_errors(errors: list[dict], body: bytes | None) -> list[dict]:
+    """pydantic's JSON errors name a character offset as the field: name the body instead,
+    and say what is wrong with it (not UTF-8, not JSON, nested too deeply)."""
+    if not any(e.get("type") == "json_invalid" for e in errors):
+        return errors
+    return [{"loc": ("body",), "type": "json_invalid", "msg": json_problem(body)}]
+
+
+NAMES = {404: ("NotFound", "no such route: GET /docs lists them"),
+         405: ("MethodNotAllowed", "use a method the Allow header lists")}
 
 
 def api_keys_for(settings: Settings, keys: ApiKeys | None = None) -> ApiKeys | None:
@@ -117,6 +142,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     if keys is not None:  # added first: inside the request log, which logs its 401s too
         app.add_middleware(ApiKeyMiddleware, keys=keys, metrics=service.metrics,
                            metrics_public=settings.metrics_public)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # 413s
     app.add_middleware(RequestLogMiddleware, metrics=service.metrics)
 
     @app.exception_handler(HTTPProblem)
@@ -124,14 +150,21 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         return _problem_response(problem)
 
     @app.exception_handler(RequestValidationError)
-    async def _on_validation(_request: Request, exc: RequestValidationError):
-        return _validation_response(list(exc.errors()))
+    async def _on_validation(request: Request, exc: RequestValidationError):
+        return _validation_response(_body_errors(list(exc.errors()),
+                                                 request.scope.get(BODY_KEY)))
 
     @app.exception_handler(HTTPException)
     async def _on_http(request: Request, exc: HTTPException):
         if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # as for any bad JSON
             return _validation_response([{"loc": ("body",), "type": "json_invalid",
-                                          "msg": "must be JSON text (UTF-8)"}])
+                                          "msg": json_problem(request.scope.get(BODY_KEY))}])
+        if exc.status_code in NAMES:  # the one error shape, for routing errors too
+            type_, hint = NAMES[exc.status_code]
+            message = f"{request.method} {request.url.path}: {exc.detail}"
+            return JSONResponse({"error": {"type": type_, "message": message, "hint": hint}},
+                                status_code=exc.status_code,
+                                headers=should_retry(exc.status_code, dict(exc.headers or {})))
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(InputError)
@@ -151,6 +184,10 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     async def health() -> dict:
         return {"status": "ok"}
 
+    @app.head("/health", summary="Liveness for load balancers that probe with HEAD")
+    async def health_head() -> Response:
+        return Response(status_code=200, media_type="application/json")
+
     @app.get("/ready", summary="200 when loaded and warmed up, else 503 with the state")
     async def ready() -> JSONResponse:
         snapshot = refused_start({**service.state.snapshot()}, keys)
@@ -161,7 +198,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         if snapshot["ready"]:
             return JSONResponse(snapshot)
         return JSONResponse(snapshot, status_code=503,
-                            headers={"Retry-After": str(READY_RETRY_AFTER_S)})
+                            headers=should_retry(503, {"Retry-After": str(READY_RETRY_AFTER_S)}))
 
     @app.post("/generate", summary="Generate images: bytes, or base64 JSON")
     async def generate(body: GenerateRequest, request: Request) -> Response:

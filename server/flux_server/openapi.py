@@ -180,6 +180,7 @@ UNAUTHORIZED = _json(ErrorBody, "no API key, or one that is not accepted (Unauth
 
 RESPONSES: dict[tuple[str, str], dict[str, dict]] = {
     ("/health", "get"): {"200": _json(Health, "the process serves")},
+    ("/health", "head"): {"200": {"description": "the process serves (no body)"}},
     ("/ready", "get"): {
         "200": _json(ReadyBody, "loaded and warmed up"),
         "503": _json(ReadyBody, "not ready: still loading, or failed (see error)", RETRY_AFTER),
@@ -266,6 +267,15 @@ def _secure(schema: dict, protected: Callable[[str], bool]) -> None:
                 **UNAUTHORIZED, "headers": {**UNAUTHORIZED["headers"], **REQUEST_ID}}
 
 
+TOO_LARGE = _json(ErrorBody, "the body is larger than FLUX_MAX_BODY_BYTES (BodyTooLarge): "
+                  "refused from its Content-Length or while it streamed, before parsing")
+ROUTING = {
+    "NotFound": _json(ErrorBody, "404: no such route (NotFound)"),
+    "MethodNotAllowed": _json(ErrorBody, "405: the route does not take this method "
+                              "(MethodNotAllowed); the Allow header lists those it takes"),
+}
+
+
 def describe(schema: dict, max_side: int, max_images: int,
              protected: Callable[[str], bool] | None = None) -> dict:
     """FastAPI's generated schema, made to say exactly what the server returns; with
@@ -284,9 +294,12 @@ def describe(schema: dict, max_side: int, max_images: int,
                 if "422" in operation.get("responses", {}):
                     operation["responses"]["422"] = VALIDATION
                 continue
+            if "requestBody" in operation:
+                responses = {**responses, "413": TOO_LARGE}
             operation["responses"] = {
                 status: {**spec, "headers": {**spec.get("headers", {}), **REQUEST_ID}}
                 for status, spec in responses.items()}
+    schema["components"]["responses"] = ROUTING  # any path: 404, 405 in the same shape
     if protected is not None:
         _secure(schema, protected)
     return schema
