@@ -25,6 +25,7 @@ from intelligensi_deploy.diagnosis.findings import (
     merge_by_id,
 )
 from intelligensi_deploy.diagnosis.loading import last_state, loading_finding, server_state
+from intelligensi_deploy.diagnosis.ray_log import ray_claims, ray_findings
 from intelligensi_deploy.redact import redact
 
 __all__ = ["clean_lines", "diagnose", "has_errors", "parse_log", "server_state"]
@@ -344,11 +345,14 @@ def diagnose(text: str, *, secrets: Iterable[str] = ()) -> list[Finding]:
     if build is not None:  # a docker build log: its cause is the one finding
         return [_redacted(build, secrets)]
     hub_findings, hub_lines = _hub_warning_findings(lines)
+    ray_found, ray_lines = ray_findings(lines)  # a cluster node's log: Ray's own words
     parsed = parse_log(lines)
-    plain = [(n, line) for n, line in parsed.plain if n not in hub_lines]
+    plain = [(n, line) for n, line in parsed.plain if n not in hub_lines | ray_lines]
 
-    ordered: list[tuple[int, Finding]] = []
+    ordered: list[tuple[int, Finding]] = list(ray_found)
     for chain in parsed.chains:
+        if any(ray_claims(exc) for exc in chain.exceptions):
+            continue  # Ray's own failure (told by ray_findings), not a server crash
         finding = _chain_finding(chain)
         if finding:
             ordered.append((chain.start, finding))
