@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from intelligensi_deploy.diagnosis.findings import Finding
+from intelligensi_deploy.diagnosis.gpu_memory import GpuProcess
 
 if TYPE_CHECKING:  # types only: this module stays as light as the data it holds
     from intelligensi_deploy.cloud.lambda_api import LambdaClient
@@ -95,6 +96,7 @@ class Facts:
     docker_info: dict[str, Any] = field(default_factory=dict)
     container: dict[str, Any] | None = None
     log_findings: list[Finding] = field(default_factory=list)
+    gpu_stale: list[GpuProcess] = field(default_factory=list)  # GPU memory held by others
 
     # What a check needs from the checks before it (its `needs`): the runner skips it when
     # they failed, so None here means a check ran out of order; the runner reports the error

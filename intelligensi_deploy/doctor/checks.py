@@ -5,7 +5,8 @@ earlier checks gathered (`Facts`); it returns a `CheckResult` (pass, warn, fail 
 evidence, a fix and a PLAYBOOK.md anchor). `CHECKS` is their order; `doctor.runner.run_checks`
 runs them, skipping a check whose prerequisite failed. Nothing here restarts, removes or
 changes anything: the only commands run are `true`, `docker version` / `info` / `inspect` /
-`logs`, `nvidia-smi -L`, and HTTP GETs of `/health` and `/ready`; the Lambda API is only read.
+`logs` / `top`, `nvidia-smi -L` and its two memory queries, and HTTP GETs of `/health` and
+`/ready`; the Lambda API is only read.
 The HTTP, cluster and image checks live in their own modules and are registered here.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from intelligensi_deploy import secrets
 from intelligensi_deploy.diagnosis.diagnose import diagnose
 from intelligensi_deploy.diagnosis.findings import make_finding
+from intelligensi_deploy.diagnosis.gpu_memory import point_oom_at, stop_fix
 from intelligensi_deploy.doctor.account_check import check_forgotten
 from intelligensi_deploy.doctor.auth_check import auth_not_applicable, check_auth
 from intelligensi_deploy.doctor.check_types import (
@@ -29,6 +31,7 @@ from intelligensi_deploy.doctor.check_types import (
     make_result,
 )
 from intelligensi_deploy.doctor.cluster_check import check_cluster, not_a_cluster
+from intelligensi_deploy.doctor.gpu_memory_check import read_gpu_memory
 from intelligensi_deploy.doctor.http_checks import (
     check_external,
     check_health,
@@ -204,7 +207,13 @@ def check_gpu(deps: DoctorDeps, facts: Facts) -> CheckResult:
         return make_result("gpu", title, "fail", evidence,
                            fix=make_finding("nvidia-runtime").fix, doc="nvidia-runtime",
                            findings=[make_finding("nvidia-runtime", evidence)])
-    return make_result("gpu", title, "pass", [*gpus, "Docker has the nvidia runtime"])
+    memory = read_gpu_memory(facts.need_host(), facts.need_docker(), _container_name(deps))
+    facts.gpu_stale = memory.stale
+    evidence = [*(memory.gpus or gpus), *memory.processes, "Docker has the nvidia runtime"]
+    if memory.stale:  # the seed's fuser/lsof step: named, for cuda-oom below to point at
+        return make_result("gpu", "GPU memory is held by a process outside the container",
+                           "warn", evidence, fix=stop_fix(memory.stale), doc="cuda-oom")
+    return make_result("gpu", title, "pass", evidence)
 
 
 # --------------------------------------------------------------------------- 5-6. container
@@ -265,7 +274,7 @@ def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
     if facts.container is None:
         return make_result("logs", title, "skip", ["skipped: there is no container to read"])
     text = facts.need_docker().logs(_container_name(deps), tail=deps.log_tail)
-    findings = diagnose(text, secrets=_token_values(deps))
+    findings = point_oom_at(diagnose(text, secrets=_token_values(deps)), facts.gpu_stale)
     facts.log_findings = findings
     if not findings:
         count = len([line for line in text.splitlines() if line.strip()])

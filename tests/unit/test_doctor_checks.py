@@ -16,6 +16,7 @@ from intelligensi_deploy.cloud.lambda_types import FirewallRule, Instance
 from intelligensi_deploy.diagnosis.diagnose import diagnose
 from intelligensi_deploy.diagnosis.exposure import external_cause, published_addresses, rule_opens
 from intelligensi_deploy.diagnosis.findings import make_finding
+from intelligensi_deploy.diagnosis.gpu_memory import APPS_QUERY, GPU_QUERY
 from intelligensi_deploy.doctor.check_types import DoctorDeps, HttpAnswer
 from intelligensi_deploy.doctor.checks import CHECKS
 from intelligensi_deploy.doctor.command import main as doctor_main
@@ -324,8 +325,8 @@ def test_tunnel_exposure_skips_the_external_check_and_names_the_tunnel() -> None
 def test_doctor_is_read_only() -> None:
     host, docker, cloud = FakeHost(), FakeDocker(), FakeLambda()
     run_checks(make_deps(host=host, docker=docker, cloud=cloud))
-    assert set(host.commands) <= {("true",), ("nvidia-smi", "-L")}
-    assert {call[0] for call in docker.calls} <= {"info", "inspect", "logs"}
+    assert set(host.commands) <= {("true",), ("nvidia-smi", "-L"), GPU_QUERY, APPS_QUERY}
+    assert {call[0] for call in docker.calls} <= {"info", "inspect", "logs", "top"}
     assert set(cloud.calls) <= {"list_instances", "get_instance", "firewall_rules"}
 
 
