@@ -11,6 +11,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from flux_server.gpu_metrics import register_gpu_metrics
 from flux_server.state import STATES
 
 # The classic text format every Prometheus scraper reads (prometheus_client's "latest" is
@@ -54,6 +55,7 @@ class Metrics:
             ["reason"], registry=r)
         for reason in ("missing", "rejected"):
             self.unauthorized.labels(reason=reason)
+        self.gpu = register_gpu_metrics(r)  # per-GPU gauges through NVML; none on CPU
 
     def set_state(self, state: str) -> None:
         for name in STATES:
