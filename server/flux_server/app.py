@@ -25,6 +25,8 @@ from flux_server.auth import ApiKeys, needs_key
 from flux_server.auth_http import ApiKeyMiddleware, public_ready, refused_start
 from flux_server.body_limit import BODY_KEY, BodyLimitMiddleware, json_problem
 from flux_server.config import Settings
+from flux_server.cost import budget_for
+from flux_server.defaults import model_defaults
 from flux_server.engine import MIME_TYPES
 from flux_server.failures import explain
 from flux_server.lora import LoraError
@@ -131,6 +133,15 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
 
     protected = partial(needs_key, metrics_public=settings.metrics_public) if keys else None
 
+    def limits() -> dict:
+        """What one request may ask for, and how long it may wait and run."""
+        loader = getattr(service, "loader", None)
+        defaults = loader.defaults if loader is not None else model_defaults(
+            settings.model, settings.tiny)
+        return {"max_work": budget_for(settings.max_work, defaults.kind),
+                "max_side": settings.max_side, "max_images": settings.max_images,
+                "queue_timeout_s": settings.queue_timeout, "run_timeout_s": settings.run_timeout}
+
     def openapi_schema() -> dict:
         if app.openapi_schema is None:
             app.openapi_schema = describe(get_openapi(
@@ -192,13 +203,15 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     async def ready() -> JSONResponse:
         snapshot = refused_start({**service.state.snapshot()}, keys)
         snapshot["activity"] = activity.snapshot(bool(snapshot["ready"]))
+        snapshot["limits"] = limits()
         service.metrics.set_state(snapshot["state"])
         if keys is not None:  # open to anyone: no model path, token name or LoRA source
             snapshot = public_ready(snapshot)
         if snapshot["ready"]:
             return JSONResponse(snapshot)
-        return JSONResponse(snapshot, status_code=503,
-                            headers=should_retry(503, {"Retry-After": str(READY_RETRY_AFTER_S)}))
+        waiting = {} if snapshot["state"] == "failed" else {  # failed is terminal
+            "Retry-After": str(READY_RETRY_AFTER_S)}
+        return JSONResponse(snapshot, status_code=503, headers=should_retry(503, waiting))
 
     @app.post("/generate", summary="Generate images: bytes, or base64 JSON")
     async def generate(body: GenerateRequest, request: Request) -> Response:

@@ -243,8 +243,13 @@ class ClusterService:
         if self.handle is None or view.ready_count == 0:
             body = self.ready_body()
             hint = (body["error"] or {}).get("hint") or "wait for GET /ready to answer 200"
-            raise HTTPProblem(503, "NotReady", f"no replica is ready ({view.as_dict()['ready']})",
-                              hint, {"Retry-After": str(READY_RETRY_AFTER_S)}, {"ready": body})
+            message = f"no replica is ready ({view.as_dict()['ready']})"
+            if body["state"] == "failed":  # terminal, as in service.py: no Retry-After
+                raise HTTPProblem(503, "NotReady", message + "; this will not clear by itself: "
+                                  "fix the cause and restart the server", hint,
+                                  extra={"ready": body})
+            raise HTTPProblem(503, "NotReady", message, hint,
+                              {"Retry-After": str(READY_RETRY_AFTER_S)}, {"ready": body})
         return self.handle
 
     # -- generation --------------------------------------------------------------------------

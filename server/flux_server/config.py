@@ -42,7 +42,11 @@ class Settings:
     dtype: str | None = None  # None: bf16 on GPU, fp32 on CPU
     device_map: str | None = None
     queue_size: int = 16
-    request_timeout: float = 300.0
+    request_timeout: float = 420.0  # FLUX_REQUEST_TIMEOUT: wait + run (the Ray front's bound)
+    queue_timeout: float = 120.0  # FLUX_QUEUE_TIMEOUT: longest wait in the queue (then 503)
+    run_timeout: float = 300.0  # FLUX_RUN_TIMEOUT: longest run of one generation (then 504)
+    max_work: float | None = None  # FLUX_MAX_WORK: megapixel-steps; None: per model (cost.py)
+    shutdown_grace_s: float = 10.0  # FLUX_SHUTDOWN_GRACE_S: a running generation may finish
     max_side: int = 2048
     max_images: int = 4
     hf_token: str | None = None
@@ -152,6 +156,17 @@ def speed_from_env(env: Mapping[str, str], max_side: int) -> SpeedRequest:
     )
 
 
+def timeouts_from_env(env: Mapping[str, str]) -> dict[str, float]:
+    """FLUX_QUEUE_TIMEOUT and FLUX_RUN_TIMEOUT; FLUX_REQUEST_TIMEOUT (the old single deadline)
+    is the default of both when set, and otherwise their sum."""
+    legacy = env.get("FLUX_REQUEST_TIMEOUT", "").strip()
+    old = number_from(env, "FLUX_REQUEST_TIMEOUT", float, 300.0, 0.1) if legacy else None
+    queue = number_from(env, "FLUX_QUEUE_TIMEOUT", float, old or 120.0, 0.1)
+    run = number_from(env, "FLUX_RUN_TIMEOUT", float, old or 300.0, 0.1)
+    return {"queue_timeout": queue, "run_timeout": run,
+            "request_timeout": old if old is not None else queue + run}
+
+
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment; raise SettingsError naming the variable on a bad value."""
     env = os.environ if env is None else env
@@ -170,7 +185,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         dtype=dtype,
         device_map=env.get("FLUX_DEVICE_MAP", "").strip() or None,
         queue_size=number_from(env, "FLUX_QUEUE_SIZE", int, 16, 1),
-        request_timeout=number_from(env, "FLUX_REQUEST_TIMEOUT", float, 300.0, 0.1),
+        **timeouts_from_env(env),
+        max_work=number_from(env, "FLUX_MAX_WORK", float, 0.0, 0.001) or None,
+        shutdown_grace_s=number_from(env, "FLUX_SHUTDOWN_GRACE_S", float, 10.0, 0.0),
         max_side=max_side,
         max_images=number_from(env, "FLUX_MAX_IMAGES", int, 4, 1),
         hf_token=hf_token_from(env),

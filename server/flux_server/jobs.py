@@ -15,6 +15,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from flux_server.cost import CostModel
+
 log = logging.getLogger("flux_server.jobs")
 
 
@@ -36,6 +38,7 @@ class Job:
     cancel_reason: str | None = None
     steps_done: int = 0  # denoising steps finished so far (set by the worker)
     steps_total: int = 0
+    cost: float = 0.0  # megapixel-steps (cost.py), for the wait estimate
     cancelled_at_step: int | None = None  # steps_done when cancel() was called
     _on_cancel: Callable[[Job], None] | None = field(default=None, repr=False)
 
@@ -79,11 +82,12 @@ class JobQueue:
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self.holding = False  # set on shutdown: no new job starts (one assignment)
         self._on_change = on_change or (lambda depth: None)
         self.running: Job | None = None
         self.dropped = 0
         self.completed = 0
-        self._recent_run_s: list[float] = []
+        self.cost = CostModel()
         self._thread = threading.Thread(target=self._work, name="generation-worker", daemon=True)
         self._thread.start()
 
@@ -92,9 +96,10 @@ class JobQueue:
         """Jobs waiting (not counting the one running)."""
         return len(self._waiting)
 
-    def submit(self, work: Callable[[Job], Any]) -> Job:
-        """Enqueue `work(job)`; raise QueueFull when `max_waiting` jobs already wait."""
-        job = Job(work)
+    def submit(self, work: Callable[[Job], Any], cost: float = 0.0) -> Job:
+        """Enqueue `work(job)` of `cost` megapixel-steps; raise QueueFull when `max_waiting`
+        jobs already wait."""
+        job = Job(work, cost=cost)
         job._on_cancel = self._drop
         with self._cond:
             if len(self._waiting) >= self.max_waiting:
@@ -105,10 +110,21 @@ class JobQueue:
         return job
 
     def estimated_wait_s(self) -> float:
-        """A guess of how long a new job would wait (for Retry-After)."""
-        recent = self._recent_run_s[-10:]
-        per_job = sum(recent) / len(recent) if recent else 1.0
-        return per_job * (self.depth + (1 if self.running else 0))
+        """How long a new job would wait (for Retry-After): the work queued, each job's
+        seconds estimated from its size and steps (cost.CostModel), plus what is left of
+        the running one."""
+        with self._cond:
+            waiting = [job.cost for job in self._waiting]
+            running = self.running
+        wait = sum(self.cost.estimate(cost) for cost in waiting)
+        if running is not None:
+            started = running.started_at or time.monotonic()
+            left: float = self.cost.estimate(running.cost) - (time.monotonic() - started)
+            if running.steps_done and running.steps_total:  # its own pace so far
+                per_step = (time.monotonic() - started) / running.steps_done
+                left = per_step * (running.steps_total - running.steps_done)
+            wait += max(0.0, left)
+        return wait
 
     def close(self, reason: str = "shutdown", wait_s: float = 0.0) -> bool:
         """Stop: drop the waiting jobs, cancel the running one (it stops at its next step)
@@ -138,8 +154,8 @@ class JobQueue:
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._waiting and not self._closed:
-                    self._cond.wait()
+                while (not self._waiting or self.holding) and not self._closed:
+                    self._cond.wait(0.25 if self.holding else None)
                 if self._closed:
                     return
                 job = self._waiting.popleft()
@@ -158,7 +174,7 @@ class JobQueue:
                 else:
                     job.finished_at = time.monotonic()
                     job.future.set_result(result)
-                    self._recent_run_s = (self._recent_run_s + [job.run_s or 0.0])[-10:]
+                    self.cost.record(job.cost, job.run_s or 0.0)
                 finally:
                     self.running = None
                     self.completed += 1

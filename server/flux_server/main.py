@@ -5,6 +5,7 @@ Named main, not serve: this is the plain uvicorn process; Ray Serve lives in flu
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 from collections.abc import Callable
@@ -36,6 +37,12 @@ class GracefulServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_exit()
         super().handle_exit(sig, frame)
+
+
+def grace_period(settings: Settings) -> int:
+    """uvicorn's graceful-shutdown limit: FLUX_SHUTDOWN_GRACE_S for the running generation,
+    plus a little for its answer to be sent."""
+    return math.ceil(settings.shutdown_grace_s) + 2
 
 
 def _settings() -> tuple[Settings, SettingsError | None]:
@@ -91,5 +98,5 @@ def main() -> None:
         " (tiny random-weight test pipeline)" if settings.tiny else "",
         f"; API keys: {keys.count} (FLUX_API_KEYS_FILE)" if keys else "; API keys: off")
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=5)
+                            access_log=False, timeout_graceful_shutdown=grace_period(settings))
     GracefulServer(config, app.state.service.begin_shutdown).run()

@@ -66,6 +66,17 @@ class Activity(BaseModel):
                                  "from ready (null until ready); read by the idle limit")
 
 
+class Limits(BaseModel):
+    max_work: float = Field(description="FLUX_MAX_WORK: the most megapixel-steps (width x "
+                            "height x steps x images / 1e6, twice with true CFG) one request "
+                            "may ask for; more is a 422")
+    max_side: int
+    max_images: int
+    queue_timeout_s: float = Field(description="FLUX_QUEUE_TIMEOUT: longest wait to start "
+                                   "(then 503 QueueTimeout with Retry-After)")
+    run_timeout_s: float = Field(description="FLUX_RUN_TIMEOUT: longest run (then 504)")
+
+
 class ReadyBody(BaseModel):
     state: Literal[STATES]  # type: ignore[valid-type]
     ready: bool
@@ -76,6 +87,7 @@ class ReadyBody(BaseModel):
     progress: dict[str, int]
     error: LoadError | None
     activity: Activity
+    limits: Limits
 
 
 class GeneratedImage(BaseModel):
@@ -142,6 +154,14 @@ def _header(description: str, schema: dict) -> dict:
 
 RETRY_AFTER = {"Retry-After": _header("seconds to wait before retrying",
                                       {"type": "string", "pattern": r"^\d+$"})}
+RETRY_AFTER_UNLESS_TERMINAL = {"Retry-After": {
+    **RETRY_AFTER["Retry-After"], "required": False,
+    "description": "seconds to wait before retrying; absent when the model failed to load "
+                   "(terminal: it will not clear by itself)"}}
+SHOULD_RETRY = {"x-should-retry": {
+    "description": "whether a retry can succeed (the official OpenAI SDKs obey it): true on "
+                   "429 and on a 503 with Retry-After, false otherwise",
+    "required": False, "schema": {"type": "string", "enum": ["true", "false"]}}}
 REQUEST_ID = {"X-Request-Id": _header("the id in the request's log line (yours if you sent a "
                                       "valid X-Request-Id)", {"type": "string"})}
 SEED = {"X-Seed": _header("the seed of the first image", {"type": "string",
@@ -160,8 +180,10 @@ def _json(model: type[BaseModel], description: str, headers: dict | None = None)
 
 
 VALIDATION = _json(ValidationErrorBody, "a field breaks a rule: the field and the rule")
-NOT_READY = _json(ErrorBody, "the model is not ready yet (NotReady) or the server is shutting "
-                  "down (ShuttingDown)", RETRY_AFTER)
+NOT_READY = _json(ErrorBody, "the model is not ready yet (NotReady; terminal, without "
+                  "Retry-After, when loading failed), the generation did not start within "
+                  "FLUX_QUEUE_TIMEOUT (QueueTimeout), or the server is shutting down "
+                  "(ShuttingDown)", RETRY_AFTER_UNLESS_TERMINAL)
 FAILED = _json(ErrorBody, "the operation failed (e.g. GenerationOutOfMemory); the server goes on")
 GENERATION_ERRORS = {
     "422": VALIDATION,
@@ -169,8 +191,8 @@ GENERATION_ERRORS = {
     "499": _json(ErrorBody, "the client went away; its generation was stopped (log only)"),
     "500": FAILED,
     "503": NOT_READY,
-    "504": _json(ErrorBody, "not finished within FLUX_REQUEST_TIMEOUT; the generation was "
-                 "stopped at its next step"),
+    "504": _json(ErrorBody, "ran longer than FLUX_RUN_TIMEOUT; the generation was stopped at "
+                 "its next step (x-should-retry: false)"),
 }
 IMAGE = {"schema": {"type": "string", "format": "binary"}}
 SECURITY_SCHEME = "bearerAuth"
@@ -183,7 +205,8 @@ RESPONSES: dict[tuple[str, str], dict[str, dict]] = {
     ("/health", "head"): {"200": {"description": "the process serves (no body)"}},
     ("/ready", "get"): {
         "200": _json(ReadyBody, "loaded and warmed up"),
-        "503": _json(ReadyBody, "not ready: still loading, or failed (see error)", RETRY_AFTER),
+        "503": _json(ReadyBody, "not ready: still loading, or failed (see error; terminal: "
+                     "no Retry-After)", RETRY_AFTER_UNLESS_TERMINAL),
     },
     ("/generate", "post"): {
         "200": {"description": "the image (response_format=bytes) or base64 JSON",
@@ -297,7 +320,8 @@ def describe(schema: dict, max_side: int, max_images: int,
             if "requestBody" in operation:
                 responses = {**responses, "413": TOO_LARGE}
             operation["responses"] = {
-                status: {**spec, "headers": {**spec.get("headers", {}), **REQUEST_ID}}
+                status: {**spec, "headers": {**spec.get("headers", {}), **REQUEST_ID,
+                                             **(SHOULD_RETRY if status >= "400" else {})}}
                 for status, spec in responses.items()}
     schema["components"]["responses"] = ROUTING  # any path: 404, 405 in the same shape
     if protected is not None:

@@ -17,6 +17,7 @@ from fastapi import Request
 
 from flux_server import __version__
 from flux_server.config import Settings
+from flux_server.cost import budget_for, check_budget, work_of
 from flux_server.devices import memory_report
 from flux_server.engine import (
     GenerationCancelled,
@@ -43,6 +44,7 @@ from flux_server.state import LoadState
 log = logging.getLogger("flux_server.service")
 
 READY_RETRY_AFTER_S = 5
+MAX_RETRY_AFTER_S = 600  # the longest wait a Retry-After promises
 SHUTDOWN_POLL_S = 0.25  # how often a waiting request looks at the shutdown flag
 SHUTDOWN_WAIT_S = 10.0  # how long shutdown waits for a cancelled generation to stop
 
@@ -90,13 +92,20 @@ def generation_params(d: Any, settings: Settings, prompt: str, width: int | None
     default_side = min(d.size, settings.max_side)  # a default is always allowed
     width, height = width or default_side, height or default_side
     check_limits(width, height, num_images, settings.max_side, settings.max_images, *fields)
-    return GenerationParams(
+    params = GenerationParams(
         prompt=prompt, width=width, height=height,
         steps=steps if steps is not None else d.steps,
         guidance_scale=float(guidance if guidance is not None else d.guidance_scale),
         seed=seed if seed is not None else secrets.randbelow(2**32),
         num_images=num_images, negative_prompt=negative_prompt,
         true_cfg_scale=float(true_cfg_scale))
+    check_budget(params, budget_for(settings.max_work, d.kind), fields)
+    return params
+
+
+def retry_after(seconds: float) -> str:
+    """A Retry-After value: rounded up, at least 1, at most MAX_RETRY_AFTER_S."""
+    return str(min(MAX_RETRY_AFTER_S, max(1, math.ceil(seconds))))
 
 
 class FluxService:
@@ -112,11 +121,16 @@ class FluxService:
         self.lora = LoraManager(LoraFetcher(settings))
         self.config_error = config_error
         self.shutting_down = False
+        self.shutdown_at: float | None = None
         self.compiled_since_ready = 0
 
     def begin_shutdown(self) -> None:
-        """Mark the server as shutting down (safe in a signal handler: one assignment).
-        Waiting requests see it within SHUTDOWN_POLL_S and stop their generations."""
+        """Stop admitting and starting generations (safe in a signal handler: assignments
+        only). Queued requests see it within SHUTDOWN_POLL_S and get 503 at once; the
+        running generation may finish within FLUX_SHUTDOWN_GRACE_S (see _wait)."""
+        if self.shutdown_at is None:
+            self.shutdown_at = time.monotonic()
+        self.queue.holding = True
         self.shutting_down = True
 
     def close(self) -> None:
@@ -137,12 +151,16 @@ class FluxService:
 
     def require_ready(self) -> Any:
         if self.shutting_down:
-            raise _shutting_down()
+            raise _shutting_down(self.settings.shutdown_grace_s)
         snapshot = self.state.snapshot()
         if not snapshot["ready"]:
             failure = snapshot["error"]
             message = f"model is {snapshot['state']}, not ready"
             hint = failure["hint"] if failure else "wait for GET /ready to answer 200"
+            if snapshot["state"] == "failed":  # terminal: no Retry-After, x-should-retry false
+                raise HTTPProblem(503, "NotReady", message + "; this will not clear by itself: "
+                                  "fix the cause and restart the server", hint,
+                                  extra={"ready": snapshot})
             raise HTTPProblem(503, "NotReady", message, hint,
                               {"Retry-After": str(READY_RETRY_AFTER_S)}, {"ready": snapshot})
         return self.loader.pipeline
@@ -202,18 +220,17 @@ class FluxService:
             return [encode_image(image, output_format) for image in images]
 
         try:
-            job = self.queue.submit(work)
+            job = self.queue.submit(work, work_of(params))
         except QueueFull as exc:
             self.metrics.rejected.inc()
-            retry = max(1, math.ceil(self.queue.estimated_wait_s()))
             raise HTTPProblem(429, "QueueFull", str(exc), "retry after the Retry-After seconds",
-                              {"Retry-After": str(retry)}) from None
+                              {"Retry-After": retry_after(self.queue.estimated_wait_s())}
+                              ) from None
         job.steps_total = params.steps
         waiter = asyncio.wrap_future(job.future)
         waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            await self._wait(job, waiter, arrived + self.settings.request_timeout,
-                             disconnected)
+            await self._wait(job, waiter, arrived + self.settings.queue_timeout, disconnected)
         except asyncio.CancelledError:  # the server (or a Ray caller) cancelled this task
             job.cancel("request cancelled")
             raise
@@ -225,12 +242,17 @@ class FluxService:
             else:
                 fields["cancelled_at_step"] = f"{job.cancelled_at_step}/{params.steps}"
             if job.cancel_reason == "shutdown":
-                raise _shutting_down()
+                raise _shutting_down(self.settings.shutdown_grace_s)
+            if job.cancel_reason == "queue timeout":
+                raise HTTPProblem(503, "QueueTimeout", f"the generation did not start within "
+                                  f"FLUX_QUEUE_TIMEOUT={self.settings.queue_timeout:g}s",
+                                  "retry after the Retry-After seconds, or ask for less work",
+                                  {"Retry-After": retry_after(self.queue.estimated_wait_s())})
             if job.cancel_reason == "timeout":
                 raise HTTPProblem(504, "Timeout",
-                                  f"generation did not finish within FLUX_REQUEST_TIMEOUT="
-                                  f"{self.settings.request_timeout:g}s",
-                                  "lower steps or size, or raise FLUX_REQUEST_TIMEOUT")
+                                  f"generation did not finish within FLUX_RUN_TIMEOUT="
+                                  f"{self.settings.run_timeout:g}s of running; it was stopped",
+                                  "lower steps or size, or raise FLUX_RUN_TIMEOUT")
             raise HTTPProblem(499, "ClientClosedRequest", "client went away")
         try:
             images = waiter.result()
@@ -248,27 +270,44 @@ class FluxService:
         return GenerationOutcome(images, params.seed, params, output_format, job.queue_wait_s,
                                  job.run_s or 0.0)
 
-    async def _wait(self, job: Job, waiter: asyncio.Future, deadline: float,
+    async def _wait(self, job: Job, waiter: asyncio.Future, queue_deadline: float,
                     disconnected: asyncio.Future | None) -> None:
-        """Wait for the job; cancel it when the deadline passes, the client disconnects or
-        the server begins shutting down (the worker stops it at its next step)."""
+        """Wait for the job; cancel it when it has waited past FLUX_QUEUE_TIMEOUT or run
+        past FLUX_RUN_TIMEOUT, when the client disconnects, or on shutdown: at once while
+        queued, and while running only when it cannot finish within the grace period (the
+        worker stops it at its next step)."""
         if disconnected is None:
             disconnected = asyncio.get_running_loop().create_future()  # never completes
         try:
             while not waiter.done():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    job.cancel("timeout")
-                elif self.shutting_down:
+                now, started = time.monotonic(), job.started_at
+                deadline = queue_deadline if started is None else \
+                    started + self.settings.run_timeout
+                if now >= deadline:
+                    job.cancel("queue timeout" if started is None else "timeout")
+                elif self.shutting_down and not self._may_finish(job, now):
                     job.cancel("shutdown")
                 elif disconnected.done():
                     job.cancel("client disconnected")
                 if job.cancelled:
                     return
                 await asyncio.wait({waiter, disconnected}, return_when=asyncio.FIRST_COMPLETED,
-                                   timeout=min(SHUTDOWN_POLL_S, remaining))
+                                   timeout=max(0.01, min(SHUTDOWN_POLL_S, deadline - now)))
         finally:
             disconnected.cancel()
+
+    def _may_finish(self, job: Job, now: float) -> bool:
+        """During shutdown: True while the running `job` should finish within the grace
+        period (judged by its own pace per step); a queued job never may."""
+        if job.started_at is None or self.shutdown_at is None:
+            return False
+        grace_end = self.shutdown_at + self.settings.shutdown_grace_s
+        if now >= grace_end:
+            return False
+        if not job.steps_done or not job.steps_total:
+            return True  # no pace yet: let it go on until the grace period ends
+        per_step = (now - job.started_at) / job.steps_done
+        return now + per_step * (job.steps_total - job.steps_done) <= grace_end
 
     def _record_cancel(self, job: Job, request_id: str, exc: GenerationCancelled) -> None:
         """Count and log a running generation stopped at a step (in the worker thread)."""
@@ -337,10 +376,10 @@ def _label(reason: str | None) -> str:
     return (reason or "request cancelled").replace(" ", "_")
 
 
-def _shutting_down() -> HTTPProblem:
+def _shutting_down(grace_s: float = READY_RETRY_AFTER_S) -> HTTPProblem:
     return HTTPProblem(503, "ShuttingDown", "the server is shutting down",
                        "retry after the Retry-After seconds, once the server is back",
-                       {"Retry-After": str(READY_RETRY_AFTER_S)})
+                       {"Retry-After": retry_after(max(grace_s, READY_RETRY_AFTER_S))})
 
 
 def _steps_of(job: Job | None) -> dict | None:

@@ -197,9 +197,10 @@ def servers(start_server, fake_hub, workdir) -> dict[str, ServerProcess]:
         # the tiny pipeline with a slow loading phase (FLUX_TEST_LOAD_DELAY)
         "tiny": start_server("tiny", FLUX_MODEL="tiny", FLUX_TEST_LOAD_DELAY="4",
                              FLUX_LORA_DIR=str(lora_root(workdir))),
-        # queue of 1, each generation held 5 s, requests time out after 2.5 s
+        # queue of 1, each generation held 5 s, 2.5 s to start and 2.5 s to run
         "slow": start_server("slow", FLUX_MODEL="tiny", FLUX_QUEUE_SIZE="1",
-                             FLUX_TEST_GENERATE_DELAY="5", FLUX_REQUEST_TIMEOUT="2.5"),
+                             FLUX_TEST_GENERATE_DELAY="5", FLUX_QUEUE_TIMEOUT="2.5",
+                             FLUX_RUN_TIMEOUT="2.5"),
         "bad_path": start_server("bad-path", FLUX_MODEL=str(workdir / "no-such-model")),
         "device_map_auto": start_server("device-map-auto", FLUX_MODEL="tiny",
                                         FLUX_DEVICE_MAP="auto"),

@@ -22,7 +22,7 @@ def test_health_answers_while_ready_is_still_503(tiny_server):
     assert body["ready"] is False and body["error"] is None
     assert body["model"] == "tiny" and body["tiny"] is True
     assert set(body) == {"state", "ready", "model", "tiny", "elapsed_s", "phase_elapsed_s",
-                         "progress", "error", "activity"}
+                         "progress", "error", "activity", "limits"}
     generate = early["generate"]
     assert generate.status_code == 503 and int(generate.headers["Retry-After"]) > 0
     assert generate.json()["error"]["type"] == "NotReady"

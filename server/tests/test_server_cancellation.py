@@ -70,8 +70,10 @@ def _open_generation(server, request_id: str, steps: int) -> socket.socket:
 
 @pytest.fixture(scope="module")
 def held_server(start_server):
-    """Each generation held 8 s in all (1 s per step at 8 steps); no short timeout."""
-    server = start_server("held", FLUX_MODEL="tiny", FLUX_TEST_GENERATE_DELAY="8")
+    """Each generation held 8 s in all (1 s per step at 8 steps); no short timeout; a
+    2 s shutdown grace (a generation with more left than that is stopped on SIGTERM)."""
+    server = start_server("held", FLUX_MODEL="tiny", FLUX_TEST_GENERATE_DELAY="8",
+                          FLUX_SHUTDOWN_GRACE_S="2")
     server.wait_state("ready", "failed")
     return server
 
@@ -147,7 +149,7 @@ def test_client_that_disconnects_frees_the_worker_within_one_step(held_server):
 
 
 def test_request_past_its_timeout_stops_its_generation(slow_server):
-    """FLUX_REQUEST_TIMEOUT=2.5 s with 10 steps of 0.5 s: the 504 comes at 2.5 s, and the
+    """FLUX_RUN_TIMEOUT=2.5 s with 10 steps of 0.5 s: the 504 comes at 2.5 s, and the
     generation stops at the step after it instead of running its 5 s out."""
     before = _cancelled_total(slow_server, "timeout")
     response = slow_server.client.post("/generate", headers={"X-Request-Id": "too-slow"},

@@ -1,6 +1,7 @@
-"""One generation at a time behind a bounded queue: 429 when full, 504 past the request
-timeout, and requests whose client left are dropped. The server holds each generation 5 s
-(FLUX_TEST_GENERATE_DELAY) with a queue of 1 and FLUX_REQUEST_TIMEOUT=2.5."""
+"""One generation at a time behind a bounded queue: 429 when full, 503 past the queue
+deadline, 504 past the run deadline, and requests whose client left are dropped. The server
+holds each generation 5 s (FLUX_TEST_GENERATE_DELAY) with a queue of 1 and
+FLUX_QUEUE_TIMEOUT = FLUX_RUN_TIMEOUT = 2.5."""
 
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ def test_queue_overflow_gets_429_with_retry_after(slow_server):
     responses = _post_many(slow_server.url, 6)
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(429) >= 1, statuses  # 1 running + 1 waiting fit; the rest do not
-    assert set(statuses) <= {429, 504}, statuses
+    assert set(statuses) <= {429, 503, 504}, statuses
     rejected = next(r for r in responses if r.status_code == 429)
     assert int(rejected.headers["Retry-After"]) >= 1
+    assert rejected.headers["x-should-retry"] == "true"
+    for late in (r for r in responses if r.status_code == 503):  # waited past the deadline
+        assert late.json()["error"]["type"] == "QueueTimeout" and late.headers["Retry-After"]
     assert rejected.json()["error"]["type"] == "QueueFull"
     assert slow_server.client.get("/health").status_code == 200
 
@@ -40,7 +44,8 @@ def test_queue_overflow_gets_429_with_retry_after(slow_server):
 def test_request_past_its_timeout_gets_504_and_frees_the_worker(slow_server):
     response = slow_server.client.post("/generate", json={"prompt": "late"})
     assert response.status_code == 504
-    assert "FLUX_REQUEST_TIMEOUT" in response.json()["error"]["message"]
+    assert "FLUX_RUN_TIMEOUT" in response.json()["error"]["message"]
+    assert response.headers["x-should-retry"] == "false"
     status = slow_server.wait_for(
         lambda: (s := slow_server.client.get("/model-status").json())["queue"]["running"] is False
         and s, what="worker idle")

@@ -24,8 +24,19 @@ def test_settings_defaults_follow_the_contract():
     s = settings_from_env({})
     assert (s.port, s.host, s.model, s.memory, s.quant, s.dtype) == (
         8000, "0.0.0.0", "black-forest-labs/FLUX.1-schnell", "auto", "none", None)
-    assert (s.queue_size, s.request_timeout, s.max_side, s.max_images) == (16, 300.0, 2048, 4)
+    assert (s.queue_size, s.queue_timeout, s.run_timeout, s.max_side, s.max_images) == (
+        16, 120.0, 300.0, 2048, 4)
+    assert s.request_timeout == 420.0  # the Ray front's bound: wait + run
+    assert s.max_work is None and s.shutdown_grace_s == 10.0 and s.max_body_bytes == 1048576
     assert s.device_map is None and s.hf_token is None and not s.tiny
+
+
+def test_the_old_single_timeout_sets_both_deadlines_unless_they_are_given():
+    old = settings_from_env({"FLUX_REQUEST_TIMEOUT": "60"})
+    assert (old.queue_timeout, old.run_timeout, old.request_timeout) == (60.0, 60.0, 60.0)
+    new = settings_from_env({"FLUX_REQUEST_TIMEOUT": "60", "FLUX_RUN_TIMEOUT": "90"})
+    assert (new.queue_timeout, new.run_timeout) == (60.0, 90.0)
+    assert settings_from_env({"FLUX_MAX_WORK": "12.5"}).max_work == 12.5
 
 
 def test_settings_parse_every_variable():
