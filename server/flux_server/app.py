@@ -265,8 +265,9 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
               "with a weight; generations go on while it downloads")
     def apply_lora(body: LoraRequest) -> dict:
         pipe = service.require_ready()
+        source, weight = body.resolved()
         try:  # fetched outside the lock; the lock only for the swap (lora.py)
-            return service.lora.apply(pipe, body.source, float(body.weight),
+            return service.lora.apply(pipe, source, weight,
                                       body.adapter_name, body.weight_name,
                                       settings.hf_token, service.queue.lock)
         except LoraProblem as exc:
@@ -285,6 +286,11 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
 
     @app.get("/lora-status", summary="Active LoRA adapters")
     def lora_status() -> dict:
+        return service.lora.status()
+
+    @app.get("/loras", summary="Active LoRA adapters (as /lora-status; the dual FP4/BF16 "
+             "API's name)")
+    def loras() -> dict:
         return service.lora.status()
 
     @app.get("/metrics", summary="Prometheus metrics")

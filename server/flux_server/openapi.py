@@ -238,6 +238,7 @@ RESPONSES: dict[tuple[str, str], dict[str, dict]] = {
         "422": VALIDATION, "500": FAILED, "503": NOT_READY,
     },
     ("/lora-status", "get"): {"200": _json(LoraStatus, "the active adapters")},
+    ("/loras", "get"): {"200": _json(LoraStatus, "the active adapters")},
     ("/metrics", "get"): {"200": {"description": "Prometheus text format 0.0.4",
                                   "content": {METRICS_CONTENT_TYPE: {"schema": {
                                       "type": "string"}}}}},
@@ -269,6 +270,22 @@ def _apply_limits(schemas: dict, max_side: int, max_images: int) -> None:
         {"required": ["response_format"], "properties": {"response_format": {
             "const": "b64_json"}}},
     ]
+    lora = schemas["LoraRequest"]  # one name of each pair, never null (schemas.LoraRequest)
+    for name, kind in (("source", "string"), ("lora_name", "string"), ("weight", "number"),
+                       ("lora_weight", "number")):
+        prop = lora["properties"][name]
+        lora["properties"][name] = {**_branch(prop, kind), **{
+            k: v for k, v in prop.items() if k in ("title", "description")}}
+    lora["oneOf"] = [{"required": ["source"]}, {"required": ["lora_name"]}]
+    lora["not"] = {"required": ["weight", "lora_weight"]}
+    # a negative prompt needs true_cfg_scale above 1 (else 422: never ignored silently)
+    generate["allOf"] = [{"anyOf": [
+        {"not": {"required": ["negative_prompt"]}},
+        {"properties": {"negative_prompt": {"anyOf": [{"type": "null"},
+                                                      {"type": "string", "maxLength": 0}]}}},
+        {"required": ["true_cfg_scale"], "properties": {"true_cfg_scale": {
+            "exclusiveMinimum": 1}}},
+    ]}]
     openai = schemas["OpenAIImageRequest"]
     openai["properties"]["n"]["maximum"] = max_images
     sides = "|".join(str(s) for s in _sides(max_side))

@@ -14,6 +14,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     field_validator,
+    model_validator,
 )
 
 MIN_SIDE = 64
@@ -84,14 +85,41 @@ class OpenAIImageRequest(BaseModel):
 
 
 class LoraRequest(BaseModel):
-    """POST /apply-lora: a hub id or a path in the container, and its weight."""
+    """POST /apply-lora: a hub id or a path under FLUX_LORA_DIR, and its weight.
+    `lora_name` and `lora_weight` are accepted for `source` and `weight` (the names of the
+    dual FP4/BF16 API's clients); give one of each pair, not both."""
 
     model_config = ConfigDict(extra="forbid")
 
-    source: StrictStr = Field(min_length=1, max_length=1000)
-    weight: StrictFloat = Field(default=1.0, ge=-4, le=4)
+    source: StrictStr | None = Field(default=None, min_length=1, max_length=1000)
+    weight: StrictFloat | None = Field(default=None, ge=-4, le=4, description="default 1.0")
     adapter_name: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     weight_name: StrictStr | None = Field(default=None, max_length=300)
+    lora_name: StrictStr | None = Field(default=None, min_length=1, max_length=1000,
+                                        description="another name for source")
+    lora_weight: StrictFloat | None = Field(default=None, ge=-4, le=4,
+                                            description="another name for weight")
+
+    @model_validator(mode="after")
+    def _one_name_each(self) -> LoraRequest:
+        for field, alias in (("source", "lora_name"), ("weight", "lora_weight")):
+            given, other = getattr(self, field), getattr(self, alias)
+            for name, value in ((field, given), (alias, other)):
+                if name in self.model_fields_set and value is None:
+                    raise InputError(name, "must not be null: leave it out instead")
+            if given is not None and other is not None:
+                raise InputError(alias, f"is another name for {field}: give one of them")
+            if given is None:
+                object.__setattr__(self, field, other)
+        if self.source is None:
+            raise InputError("source", "Field required (or lora_name)")
+        if self.weight is None:
+            object.__setattr__(self, "weight", 1.0)
+        return self
+
+    def resolved(self) -> tuple[str, float]:
+        """(source, weight), whichever names the client used."""
+        return self.source or "", 1.0 if self.weight is None else self.weight
 
 
 class RemoveLoraRequest(BaseModel):

@@ -36,7 +36,7 @@ from flux_server.memory import is_out_of_memory
 from flux_server.metrics import Metrics
 from flux_server.redact import redact
 from flux_server.reqlog import request_fields, request_id_of
-from flux_server.schemas import check_limits
+from flux_server.schemas import InputError, check_limits
 from flux_server.speed import format_size
 from flux_server.speedup import RECOMPILE_STORM_AFTER, graphs_compiled
 from flux_server.state import LoadState
@@ -92,6 +92,11 @@ def generation_params(d: Any, settings: Settings, prompt: str, width: int | None
     default_side = min(d.size, settings.max_side)  # a default is always allowed
     width, height = width or default_side, height or default_side
     check_limits(width, height, num_images, settings.max_side, settings.max_images, *fields)
+    if negative_prompt and true_cfg_scale <= 1:  # never ignored silently (docs/contract.md)
+        raise InputError("true_cfg_scale", "must be above 1 for negative_prompt to have an "
+                         "effect: set it (4.0 is a common choice), or leave out "
+                         "negative_prompt; true CFG runs the transformer twice per step, so the "
+                         "request counts twice against FLUX_MAX_WORK")
     params = GenerationParams(
         prompt=prompt, width=width, height=height,
         steps=steps if steps is not None else d.steps,

@@ -114,4 +114,4 @@ def test_schemathesis_finds_no_failure_with_every_check(start_server, tmp_path):
     output = run.stdout + run.stderr
     print(output[-2500:])
     assert run.returncode == 0, output[-8000:]
-    assert "Tested: 10" in output and "failures" not in output.splitlines()[-1]
+    assert "Tested: 11" in output and "failures" not in output.splitlines()[-1]
