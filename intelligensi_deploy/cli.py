@@ -41,7 +41,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
 )
 from intelligensi_deploy import cli_cloud  # after cli_params.install()
-from intelligensi_deploy.cli_key import key_app  # after cli_params.install()
+from intelligensi_deploy.cli_key import cert, key_app  # after cli_params.install()
 from intelligensi_deploy.cli_presets_image import (  # after cli_params.install()
     BuildOpt,
     image_app,
@@ -119,7 +119,11 @@ def up(
     if dep.provider == "local":
         typer.echo(f"URL: http://127.0.0.1:{dep.port}   Try: fluxdeploy generate \"a red fox\"")
     elif dep.exposure == "public":
-        typer.echo(f"URL: http://{dep.ip}:{dep.port}   (or through `fluxdeploy tunnel`)")
+        scheme = "https" if dep.tls else "http"
+        typer.echo(f"URL: {scheme}://{dep.ip}:{dep.port}   (or through `fluxdeploy tunnel`)")
+        if dep.tls:
+            typer.echo(f"TLS: self-signed, pinned {dep.tls.fingerprint}; `fluxdeploy cert -o "
+                       f"{dep.name}.pem` writes it for `curl --cacert` and browsers.")
     else:
         typer.echo("Reach it with `fluxdeploy tunnel` (port kept private on the VM), or "
                    "`fluxdeploy generate \"a red fox\"`.")
@@ -244,8 +248,9 @@ def tunnel(
             try:
                 wanted = local_port if local_port is not None else (
                     8265 if dashboard else 8000)
+                scheme = "https" if dep.tls and not dashboard else "http"
                 with host.forward(remote, local_port=wanted) as port:
-                    typer.echo(f"Tunnel open: http://127.0.0.1:{port} -> {what} (Ctrl-C to "
+                    typer.echo(f"Tunnel open: {scheme}://127.0.0.1:{port} -> {what} (Ctrl-C to "
                                "close)")
                     if dashboard:
                         typer.echo(dashboard_token_hint(dep))
@@ -271,9 +276,12 @@ def open_page(
 
     dep = _resolve(name)
     announce = functools.partial(page.announce_page, open_browser=not no_browser,
-                       echo=lambda line: typer.echo(line))
+                       echo=lambda line: typer.echo(line), verify=page.page_verify(dep))
     if dep.provider != "local":
         typer.echo("Opening an SSH tunnel to the server (Ctrl-C closes it)...")
+    if dep.tls:
+        typer.echo(f"The browser warns about the self-signed certificate unless it trusts "
+                   f"`fluxdeploy cert -o {dep.name}.pem` (pinned {dep.tls.fingerprint}).")
     if dep.auth:  # the key never goes on the browser's command line (argv) or in its history
         typer.echo(f"The page asks for the API key once per tab: `fluxdeploy key show --name "
                    f"{dep.name}` prints it.")
@@ -317,6 +325,7 @@ def generate(
                f"{result.seconds:.2f} s)")
 
 
+app.command()(cert)
 app.command()(cli_cloud.capacity)
 app.command()(cli_cloud.instances)
 

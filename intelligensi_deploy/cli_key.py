@@ -1,4 +1,5 @@
-"""`fluxdeploy key show | rotate`: the API key of a deployment whose server checks keys.
+"""`fluxdeploy key show | rotate`: the API key of a deployment whose server checks keys;
+`fluxdeploy cert`: its pinned TLS certificate.
 
 As in cli.py, what a command needs is imported inside it (`# lazy:`), for start-up time.
 """
@@ -6,6 +7,7 @@ As in cli.py, what a command needs is imported inside it (`# lazy:`), for start-
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -51,3 +53,27 @@ def rotate(name: str | None = NameOpt) -> None:
     key_rotation.rotate(dep, store.root, lambda line: typer.echo(line, err=True))
     typer.echo(f"Rotated the API key of {dep.name!r}: `fluxdeploy key show` prints the new one; "
                "clients holding the old one now get 401.")
+
+
+def cert(
+    name: str | None = NameOpt,
+    output: str | None = typer.Option(None, "--output", "-o", help="Write the PEM here "
+                                      "(default: print it)."),
+) -> None:
+    """The public endpoint's TLS certificate (PEM), as pinned: for `curl --cacert` and a
+    browser's trust store."""
+    from intelligensi_deploy.errors import FluxdeployError  # lazy: start-up of --help
+    from intelligensi_deploy.state import StateStore  # lazy: pydantic
+
+    dep = StateStore().resolve(name)
+    if dep.tls is None:
+        raise FluxdeployError(
+            f"Deployment {dep.name!r} serves plain HTTP (exposure {dep.exposure}): it has no "
+            "certificate.", fix="HTTPS comes with `exposure: public` in the preset, then "
+            f"`fluxdeploy up --preset {dep.preset} --name {dep.name}`.", doc="tls")
+    if output:
+        Path(output).write_text(dep.tls.cert_pem, encoding="ascii")
+        typer.echo(f"Wrote {output} ({dep.tls.fingerprint}). Try: curl --cacert {output} "
+                   f"https://{dep.ip}:{dep.port}/health", err=True)
+    else:
+        typer.echo(dep.tls.cert_pem, nl=False)

@@ -82,7 +82,7 @@ def show_replica_log(dep: Deployment, replica_id: str, tail: int | None,
     require_cluster(dep, "--replica")
     head = connect_existing(dep)
     try:
-        ready = probe_ready(head, dep.port)
+        ready = probe_ready(head, dep.port, dep.tls)
     finally:
         head.close()
     if ready.cluster is None:

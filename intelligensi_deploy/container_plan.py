@@ -109,15 +109,20 @@ def container_spec(
 
 
 def server_secrets_env(preset: Preset) -> dict[str, str]:
-    """Where the server finds its secrets in the mounted secrets volume (paths, not values)."""
-    if not preset.auth_on:
-        return {}
-    return {"FLUX_API_KEYS_FILE": f"{names.SECRETS_MOUNT}/{names.API_KEYS_FILE}"}
+    """Where the server finds its secrets in the mounted secrets volume (paths, not values):
+    the API keys with `auth`, the TLS certificate and key with `exposure: public`."""
+    env = {}
+    if preset.auth_on:
+        env["FLUX_API_KEYS_FILE"] = f"{names.SECRETS_MOUNT}/{names.API_KEYS_FILE}"
+    if preset.tls_on:
+        env["FLUX_TLS_CERT_FILE"] = f"{names.SECRETS_MOUNT}/{names.TLS_CERT_FILE}"
+        env["FLUX_TLS_KEY_FILE"] = f"{names.SECRETS_MOUNT}/{names.TLS_KEY_FILE}"
+    return env
 
 
 def secrets_volumes(preset: Preset, name: str) -> list[tuple[str, str]]:
     """The deployment's secrets volume, mounted read-only, when the server has secrets."""
-    if not preset.auth_on:
+    if not (preset.auth_on or preset.tls_on):
         return []
     return [(names.secrets_volume(name), f"{names.SECRETS_MOUNT}:ro")]
 

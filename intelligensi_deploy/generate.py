@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from intelligensi_deploy.api_keys import bearer
+from intelligensi_deploy.endpoint import Endpoint
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import server_url
 from intelligensi_deploy.machines import connect_existing
@@ -49,16 +50,17 @@ class GenerateResult:
     seconds: float
 
 
-def generate(base_url: str, request: GenerateRequest, timeout: float = 600.0,
+def generate(server: Endpoint | str, request: GenerateRequest, timeout: float = 600.0,
              api_key: Token | None = None) -> GenerateResult:
     """POST the request (with `api_key` as the bearer token); errors from the server are
-    shown with its own words."""
+    shown with its own words. A URL string: plain HTTP, or HTTPS with the system's trust."""
+    endpoint = server if isinstance(server, Endpoint) else Endpoint(server.rstrip("/"))
     try:
-        response = httpx.post(f"{base_url}/generate", json=request.body(), timeout=timeout,
-                              headers=bearer(api_key))
+        response = endpoint.post("/generate", json=request.body(), timeout=timeout,
+                                 headers=bearer(api_key))
     except httpx.HTTPError as exc:
         raise FluxdeployError(
-            f"Could not reach the server at {base_url}: {type(exc).__name__}: {exc}",
+            f"Could not reach the server at {endpoint.base}: {type(exc).__name__}: {exc}",
             fix="Check it with `fluxdeploy status` or `fluxdeploy doctor`.",
         ) from None
     if response.status_code != 200:
@@ -102,7 +104,7 @@ def generate_on_deployment(dep: Deployment, request: GenerateRequest,
     """Generate through an SSH tunnel to the deployment (works with the firewall closed)."""
     host = connect_existing(dep)
     try:
-        with server_url(host, dep.port) as url:
-            return generate(url, request, api_key=api_key)
+        with server_url(host, dep.port, dep.tls) as server:
+            return generate(server, request, api_key=api_key)
     finally:
         host.close()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from tenacity import RetryCallState, Retrying, retry_if_result
 
+from intelligensi_deploy.endpoint import Endpoint, ServerTls
 from intelligensi_deploy.errors import FluxdeployError
 
 if TYPE_CHECKING:
@@ -116,12 +117,14 @@ class ReadyTimeout(FluxdeployError):
     """The deadline passed while the server was still unreachable or loading."""
 
 
-def fetch_ready(base_url: str, timeout: float = 5.0) -> ReadyStatus:
-    """GET `{base_url}/ready` once."""
+def fetch_ready(server: Endpoint | str, timeout: float = 5.0) -> ReadyStatus:
+    """GET `/ready` once (a URL string: plain HTTP, the system's trust). A certificate other
+    than the pinned one raises CertificateChanged: it is no reason to wait."""
     import httpx  # lazy: health.py is imported for ReadyStatus by code that never fetches
 
+    endpoint = server if isinstance(server, Endpoint) else Endpoint(server)
     try:
-        response = httpx.get(f"{base_url}/ready", timeout=timeout)
+        response = endpoint.get("/ready", timeout=timeout)
     except httpx.HTTPError as exc:
         return ReadyStatus(state="unreachable", unreachable=type(exc).__name__)
     try:
@@ -184,13 +187,14 @@ def wait_ready(
 
 
 @contextmanager
-def server_url(host: Host, port: int) -> Iterator[str]:
-    """A local base URL that reaches the server on the host's 127.0.0.1:port."""
+def server_url(host: Host, port: int, tls: ServerTls | None = None) -> Iterator[Endpoint]:
+    """An endpoint on this machine that reaches the server on the host's 127.0.0.1:port
+    (HTTPS with the pinned certificate `tls`, when the server has one)."""
     with host.forward(port) as local_port:
-        yield f"http://127.0.0.1:{local_port}"
+        yield Endpoint.loopback(local_port, tls)
 
 
-def probe_ready(host: Host, port: int) -> ReadyStatus:
+def probe_ready(host: Host, port: int, tls: ServerTls | None = None) -> ReadyStatus:
     """One `/ready` answer from the server on `host` (through a forward: firewall closed)."""
-    with server_url(host, port) as url:
-        return fetch_ready(url)
+    with server_url(host, port, tls) as server:
+        return fetch_ready(server)

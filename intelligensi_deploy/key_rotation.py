@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from intelligensi_deploy import api_keys, names
+from intelligensi_deploy.endpoint import Endpoint
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import server_url
 from intelligensi_deploy.machines import connect_existing
@@ -54,23 +55,24 @@ def rotate(dep: Deployment, records_dir: Path, say: Callable[[str], None]) -> To
                 "by itself within a second once it runs)")
         api_keys.save_key(records_dir, dep.name, new.value)
         say(f"Kept the new key in {api_keys.key_path(records_dir, dep.name)} (0600)")
-        with server_url(host, dep.port) as url:
-            check_taken(url, new, old)
+        with server_url(host, dep.port, dep.tls) as server:
+            check_taken(server, new, old)
         say("The server takes the new key and refuses the old one; the model stayed loaded")
         return new
     finally:
         host.close()
 
 
-def check_taken(url: str, new: Token, old: Token | None, wait_s: float = TAKE_WAIT_S) -> None:
-    """Wait until the server at `url` takes `new` (and refuses `old`); FluxdeployError if it
-    has not within `wait_s` seconds."""
+def check_taken(server: Endpoint, new: Token, old: Token | None,
+                wait_s: float = TAKE_WAIT_S) -> None:
+    """Wait until `server` takes `new` (and refuses `old`); FluxdeployError if it has not
+    within `wait_s` seconds."""
     deadline = time.monotonic() + wait_s
     seen = "no answer"
     while True:
         try:
-            new_status = _status(url, new)
-            old_status = _status(url, old) if old else 401
+            new_status = _status(server, new)
+            old_status = _status(server, old) if old else 401
         except httpx.HTTPError as exc:
             seen = f"{type(exc).__name__}"
         else:
@@ -86,6 +88,5 @@ def check_taken(url: str, new: Token, old: Token | None, wait_s: float = TAKE_WA
         time.sleep(0.5)
 
 
-def _status(url: str, key: Token) -> int:
-    return httpx.get(f"{url}{PROBE_PATH}", headers=api_keys.bearer(key), timeout=10.0
-                     ).status_code
+def _status(server: Endpoint, key: Token) -> int:
+    return server.get(PROBE_PATH, headers=api_keys.bearer(key), timeout=10.0).status_code

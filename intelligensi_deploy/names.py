@@ -51,6 +51,8 @@ def node_name(deployment: str, index: int) -> str:
 # mounted read-only: a file the server can re-read (a key rotation) without being restarted.
 SECRETS_MOUNT = "/run/fluxdeploy"
 API_KEYS_FILE = "api-keys"
+TLS_CERT_FILE = "tls.crt"
+TLS_KEY_FILE = "tls.key"
 
 
 def secrets_volume(deployment: str) -> str:

@@ -190,6 +190,11 @@ class Preset(_Strict):
         return self.exposure == "public" if self.auth is None else self.auth
 
     @property
+    def tls_on(self) -> bool:
+        """Whether the server speaks HTTPS (a public endpoint: tls_cert.py, tls_pin.py)."""
+        return self.exposure == "public"
+
+    @property
     def bundled(self) -> bool:
         """The image is built on the host from the server shipped with the CLI."""
         return self.image == BUNDLED

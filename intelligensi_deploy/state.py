@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from intelligensi_deploy.endpoint import ServerTls
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.state_records import holds_resources, read_records, state_root
 
@@ -81,6 +82,9 @@ class Deployment(BaseModel):
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
     auth: bool = False  # the server checks API keys; the key is beside this record (api_keys.py)
+    tls_cert: str | None = None  # HTTPS: the server's certificate (PEM), pinned (tls_pin.py)
+    tls_fingerprint: str | None = None  # its SHA-256 fingerprint, as clients compare it
+    tls_expires_at: float | None = None  # when it stops being valid (doctor warns 14 days out)
     firewall_rule: dict[str, Any] | None = None  # legacy, account-wide (older records)
     firewall_ruleset_id: str | None = None  # this deployment's own ruleset (cloud/rulesets.py)
     launched_at: float | None = None  # the instance's launch (node 1's for a cluster)
@@ -106,6 +110,13 @@ class Deployment(BaseModel):
                                                         "firewall_rule", "phase", "nodes",
                                                         "ray_rule_ips",
                                                         "firewall_ruleset_id"}))
+
+    @property
+    def tls(self) -> ServerTls | None:
+        """The pinned certificate of an HTTPS server, None for plain HTTP."""
+        if not (self.tls_cert and self.tls_fingerprint):
+            return None
+        return ServerTls(self.name, self.tls_cert, self.tls_fingerprint)
 
     @property
     def is_cluster(self) -> bool:

@@ -49,7 +49,7 @@ def live_status(record: Mapping[str, Any], environ: Mapping[str, str] = os.envir
         if found:
             report["container"] = container_facts(found)
             if (found.get("State") or {}).get("Running"):
-                ready = probe_ready(host, dep.port)
+                ready = probe_ready(host, dep.port, dep.tls)
                 report["ready"] = {"state": ready.state, "detail": ready.describe(),
                                    "error": ready.error}
                 report["limits"] = deadline(dep.idle_limit_s, dep.max_duration_s,

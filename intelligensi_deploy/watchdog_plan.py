@@ -35,6 +35,7 @@ class WatchPlan:
     api_url: str | None = None  # LAMBDA_API_URL when set (the default is Lambda's)
     interval_s: float = DEFAULT_INTERVAL_S
     ruleset: str | None = None  # the deployment's firewall ruleset, deleted after terminating
+    https: bool = False  # the server speaks HTTPS (a public endpoint)
 
 
 def watchdog_env(plan: WatchPlan) -> dict[str, str]:
@@ -52,6 +53,8 @@ def watchdog_env(plan: WatchPlan) -> dict[str, str]:
     }
     if plan.api_url:
         env["LAMBDA_API_URL"] = plan.api_url
+    if plan.https:
+        env["FLUX_SERVER_TLS"] = "1"
     return env
 
 

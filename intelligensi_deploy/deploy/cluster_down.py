@@ -52,6 +52,7 @@ def down_cluster(dep: Deployment, store: StateStore, ui: Reporter,
             else:
                 ui.detail(f"node {node.index}: instance {node.instance_id} was already gone")
         drop_node(tracker, node.index)
-    tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None)
+    tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None, tls_cert=None,
+                   tls_fingerprint=None, tls_expires_at=None)
     delete_deployment_ruleset(tracker, ui, client)
     return tracker.update(phase="down")

@@ -28,6 +28,7 @@ from intelligensi_deploy.cluster_nodes import (
     node_env_file,
     node_run_args,
 )
+from intelligensi_deploy.deploy.certificate import pin, running_tls, server_certificate
 from intelligensi_deploy.deploy.cluster_launch import (
     close_all,
     connect_nodes,
@@ -44,6 +45,7 @@ from intelligensi_deploy.deploy.steps import (
     wait_until_ready,
 )
 from intelligensi_deploy.deploy.watchdog import ensure_watchdog
+from intelligensi_deploy.endpoint import ServerTls
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import probe_ready
 from intelligensi_deploy.preset_limits import LimitsSection
@@ -93,7 +95,7 @@ def cluster_watch_plan(dep: Deployment, limits: LimitsSection, environ: Mapping[
         instances=tuple(n.instance_id for n in dep.nodes if n.instance_id), rules=tuple(rules),
         api_url=environ.get("LAMBDA_API_URL") or None,
         interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S),
-        ruleset=dep.firewall_ruleset_id)
+        ruleset=dep.firewall_ruleset_id, https=dep.tls is not None)
 
 
 # ---------------------------------------------------------------- the containers
@@ -149,9 +151,11 @@ def deploy_nodes(preset: Preset, tracker: Tracker, hosts: Mapping[int, Host], ui
         container = names.node_name(name, node.index)
         runs.append(NodeRun(node, container, env_file, args,
                             dockers[node.index].inspect(container)))
+    head = runs[0]
+    serving = running_tls(dockers[1], head.container, head.found) if head.running else None
     changed = [r for r in runs if r.running and not r.same_config(force)]
     if changed and not force:
-        refuse_while_loading(preset, hosts[1], changed)
+        refuse_while_loading(preset, hosts[1], changed, serving)
     # Images on every node at once (a 30 GB pull or a build takes as long on each node).
     to_prepare = [r.node.index for r in runs if not r.keep(force)]
     with ThreadPoolExecutor(max_workers=max(1, len(to_prepare))) as pool:
@@ -159,6 +163,10 @@ def deploy_nodes(preset: Preset, tracker: Tracker, hosts: Mapping[int, Host], ui
                                  NodeReporter(ui, i), environ) for i in to_prepare]:
             done.result()
     server_api_key(preset.auth_on, tracker, dockers[1], ui, image)  # before the head starts
+    if head.keep(force):
+        pin(tracker, serving.cert_pem if serving else None)
+    else:
+        server_certificate(preset.tls_on, tracker, dockers[1], ui, image)
     for run in runs:
         start_node(run, hosts[run.node.index], dockers[run.node.index], homes[run.node.index],
                    body, image, tracker, ui, force=force)
@@ -213,10 +221,12 @@ class NodeRun:
         return self.running and self.same_config(force)
 
 
-def refuse_while_loading(preset: Preset, head: Host, changed: list[NodeRun]) -> None:
+def refuse_while_loading(preset: Preset, head: Host, changed: list[NodeRun],
+                         serving: ServerTls | None = None) -> None:
     """The playbook's rule for a cluster: never restart containers while the replicas are
-    still loading the model, unless --force (the load would start over)."""
-    ready = probe_ready(head, preset.port)
+    still loading the model, unless --force (the load would start over). `serving`: the
+    running head's certificate, when it serves HTTPS."""
+    ready = probe_ready(head, preset.port, serving)
     if ready.loading:
         nodes = ", ".join(str(r.node.index) for r in changed)
         raise FluxdeployError(

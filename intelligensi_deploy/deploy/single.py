@@ -22,6 +22,7 @@ from intelligensi_deploy.container_plan import (
     hf_cache_path,
     plan_container,
 )
+from intelligensi_deploy.deploy.certificate import pin, running_tls, server_certificate
 from intelligensi_deploy.deploy.firewall import delete_deployment_ruleset, remove_legacy_rules
 from intelligensi_deploy.deploy.launch import Approve, connect_waiting, provision_lambda
 from intelligensi_deploy.deploy.reporter import Reporter
@@ -94,15 +95,18 @@ def deploy_container(
     existing = ContainerFacts.from_inspect(found) if found else None
     if existing is not None:
         tracker.record()  # a container of this name is there: track it
-    ready = probe_ready(host, preset.port) if existing and existing.running else None
+    serving = running_tls(docker, spec.name, found) if existing and existing.running else None
+    ready = probe_ready(host, preset.port, serving) if existing and existing.running else None
     action = plan_container(existing, spec.labels[names.CONFIG_LABEL], ready, force)
-    if action is ContainerAction.KEEP:
-        ui.step(f"Container {spec.name} is up and ready with this configuration: nothing to do")
-        server_api_key(preset.auth_on, tracker, docker, ui, image)
-        return action, image
-    if action is ContainerAction.WAIT:
-        ui.step(f"Container {spec.name} is still loading ({ready.describe() if ready else ''}); "
-                "not restarting it (pass --force to replace it)")
+    if action in (ContainerAction.KEEP, ContainerAction.WAIT):
+        if action is ContainerAction.KEEP:
+            ui.step(f"Container {spec.name} is up and ready with this configuration: nothing "
+                    "to do")
+        else:
+            ui.step(f"Container {spec.name} is still loading "
+                    f"({ready.describe() if ready else ''}); not restarting it (pass --force to "
+                    "replace it)")
+        pin(tracker, serving.cert_pem if serving else None)
         server_api_key(preset.auth_on, tracker, docker, ui, image)
         return action, image
     if action is ContainerAction.REFUSE:
@@ -118,6 +122,7 @@ def deploy_container(
     host.run(["mkdir", "-p", "-m", "700", f"{home}/{names.SECRETS_DIR}"])
     host.write_file(env_file, secrets.container_env_file(secrets.hf_token(environ)), 0o600)
     server_api_key(preset.auth_on, tracker, docker, ui, image)
+    server_certificate(preset.tls_on, tracker, docker, ui, image)
     if spec.volumes[0][0].startswith("/"):
         host.run(["mkdir", "-p", spec.volumes[0][0]])
     if existing is not None:
@@ -139,7 +144,7 @@ def single_watch_plan(dep: Deployment, image: str, limits: LimitsSection,
         rules=(names.rule_description(dep.name),) if dep.firewall_rule else (),
         api_url=environ.get("LAMBDA_API_URL") or None,
         interval_s=float(environ.get("FLUXDEPLOY_WATCH_INTERVAL_S") or DEFAULT_INTERVAL_S),
-        ruleset=dep.firewall_ruleset_id)
+        ruleset=dep.firewall_ruleset_id, https=dep.tls is not None)
 
 
 def down_single(dep: Deployment, tracker: Tracker, ui: Reporter,
@@ -163,7 +168,8 @@ def down_single(dep: Deployment, tracker: Tracker, ui: Reporter,
                 ui.step(f"Terminated instance {dep.instance_id} (billing stops)")
             else:
                 ui.detail(f"instance {dep.instance_id} was already gone")
-        tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None)
+        tracker.update(instance_id=None, ip=None, host_key=None, launched_at=None,
+                       tls_cert=None, tls_fingerprint=None, tls_expires_at=None)
         delete_deployment_ruleset(tracker, ui, client)
     return tracker.update(phase="down")
 

@@ -137,9 +137,9 @@ def wait_until_ready(
     ui.step(f"Waiting for /ready (timeout {timeout or preset.ready_timeout:.0f} s)")
     started = time.monotonic()
     try:
-        with server_url(host, preset.port) as url:
+        with server_url(host, preset.port, tracker.dep.tls) as server:
             status = wait_ready(
-                lambda: fetch_ready(url),
+                lambda: fetch_ready(server),
                 timeout or preset.ready_timeout,
                 on_status=lambda s: ui.ready_status(s, time.monotonic() - started),
             )

@@ -167,6 +167,17 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "holding the old one get 401 from then on).",
     ),
     FindingKind(
+        "cert-changed", "error", "The server presents a TLS certificate other than the "
+        "pinned one",
+        "Do not send the API key or prompts there until you know why. If the certificate was "
+        "replaced on purpose, `fluxdeploy up --force` makes a new one and pins it.",
+    ),
+    FindingKind(
+        "cert-expiring", "warning", "The endpoint's TLS certificate expires within 14 days",
+        "`fluxdeploy up --force` makes a new certificate for a year and pins it (clients "
+        "that trust the old one need the new `fluxdeploy cert`).",
+    ),
+    FindingKind(
         "container-crash", "error", "The server crashed with an unrecognised error",
         "Read the traceback with `fluxdeploy logs`; the last exception line is shown above.",
     ),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -81,6 +82,9 @@ class DoctorDeps:
     external_timeout: float = 3.0
     keyed_get: KeyedGet | None = None  # for the auth check (doctor/auth_check.py)
     api_key: Callable[[], str | None] | None = None  # this machine's key of the deployment
+    # (host, port) -> the SHA-256 fingerprint of the certificate presented there (tls check)
+    peer_fingerprint: Callable[[str, int], str | None] | None = None
+    clock: Callable[[], float] = time.time
 
 
 @dataclass

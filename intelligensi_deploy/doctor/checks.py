@@ -22,6 +22,7 @@ from intelligensi_deploy.diagnosis.findings import make_finding
 from intelligensi_deploy.diagnosis.gpu_memory import point_oom_at, stop_fix
 from intelligensi_deploy.doctor.account_check import check_forgotten
 from intelligensi_deploy.doctor.auth_check import auth_not_applicable, check_auth
+from intelligensi_deploy.doctor.tls_check import check_tls, tls_not_applicable
 from intelligensi_deploy.doctor.check_types import (
     Check,
     CheckResult,
@@ -311,6 +312,8 @@ CHECKS: tuple[Check, ...] = (
     Check("logs", "Container log diagnosed", check_logs, needs=("docker",)),
     Check("health", "/health answers on the host", check_health, needs=("container", "preset")),
     Check("ready", "/ready: the model is loaded", check_ready, needs=("health",)),
+    Check("tls", "TLS: the server presents the pinned certificate", check_tls,
+          needs=("container",), not_applicable=tls_not_applicable),
     Check("auth", "API key: required, and this machine's is taken", check_auth,
           needs=("health",), not_applicable=auth_not_applicable),
     Check("external", "Port reachable from here at the public IP", check_external,

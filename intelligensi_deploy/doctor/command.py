@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 from typing import Any
 
@@ -32,6 +33,7 @@ from intelligensi_deploy.presets import load_preset
 from intelligensi_deploy.redact import redact
 from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.state import Deployment, StateStore, build_log_path
+from intelligensi_deploy.tls_pin import pinned_context, presented_certificate
 
 
 def http_get(url: str, timeout: float) -> HttpAnswer:
@@ -39,11 +41,13 @@ def http_get(url: str, timeout: float) -> HttpAnswer:
     return keyed_get(url, timeout, None)
 
 
-def keyed_get(url: str, timeout: float, key: str | None) -> HttpAnswer:
-    """One GET sending `key` as the bearer token (None: no Authorization header); the JSON
-    body when there is one. Raises httpx errors when nothing answers."""
+def keyed_get(url: str, timeout: float, key: str | None,
+              verify: ssl.SSLContext | bool = True) -> HttpAnswer:
+    """One GET sending `key` as the bearer token (None: no Authorization header), trusting
+    what `verify` says (an HTTPS deployment: its pinned certificate only); the JSON body when
+    there is one. Raises httpx errors when nothing answers."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(url, timeout=timeout, headers=headers)
+    response = httpx.get(url, timeout=timeout, headers=headers, verify=verify)
     try:
         body: Any = response.json()
     except ValueError:
@@ -54,18 +58,20 @@ def keyed_get(url: str, timeout: float, key: str | None) -> HttpAnswer:
 def build_deps(deployment: Deployment) -> DoctorDeps:
     """The real dependencies for `deployment`: presets, SSH or this machine, Docker, Lambda."""
     lambda_client = LambdaClient.from_env if deployment.provider == "lambda" else None
+    verify = pinned_context(deployment.tls.cert_pem) if deployment.tls else True
     return DoctorDeps(
         deployment=deployment,
         load_preset=load_preset,
         connect=lambda: machines.connect(deployment),
         docker_for=Docker,
-        http_get=http_get,
+        http_get=lambda url, timeout: keyed_get(url, timeout, None, verify),
         lambda_client=lambda_client,
         environ=os.environ,
         build_log=lambda: _read_build_log(deployment),
         connect_node=lambda node: machines.connect_node(deployment, node),
-        keyed_get=keyed_get,
+        keyed_get=lambda url, timeout, key: keyed_get(url, timeout, key, verify),
         api_key=lambda: _api_key(deployment),
+        peer_fingerprint=presented_certificate,
     )
 
 

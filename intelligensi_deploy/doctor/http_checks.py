@@ -37,7 +37,8 @@ def _deployed_port(deps: DoctorDeps, facts: Facts) -> int:
 def get_on_host(deps: DoctorDeps, facts: Facts, path: str) -> HttpAnswer:
     """GET `path` on the host's 127.0.0.1 at the deployed port, through the host's tunnel."""
     with facts.need_host().forward(_deployed_port(deps, facts)) as local_port:
-        return deps.http_get(f"http://127.0.0.1:{local_port}{path}", deps.local_timeout)
+        return deps.http_get(f"{_scheme(deps)}://127.0.0.1:{local_port}{path}",
+                             deps.local_timeout)
 
 
 def get_on_host_keyed(deps: DoctorDeps, facts: Facts, path: str, key: str | None
@@ -46,7 +47,13 @@ def get_on_host_keyed(deps: DoctorDeps, facts: Facts, path: str, key: str | None
     if deps.keyed_get is None:
         raise FluxdeployError("doctor was built without a keyed HTTP client")
     with facts.need_host().forward(_deployed_port(deps, facts)) as local_port:
-        return deps.keyed_get(f"http://127.0.0.1:{local_port}{path}", deps.local_timeout, key)
+        return deps.keyed_get(f"{_scheme(deps)}://127.0.0.1:{local_port}{path}",
+                              deps.local_timeout, key)
+
+
+def _scheme(deps: DoctorDeps) -> str:
+    """HTTPS for a deployment with a pinned certificate (the real GETs trust only that)."""
+    return "https" if deps.deployment.tls else "http"
 
 
 def check_health(deps: DoctorDeps, facts: Facts) -> CheckResult:
@@ -120,7 +127,7 @@ def check_external(deps: DoctorDeps, facts: Facts) -> CheckResult:
     title = "Port reachable from here at the public IP"
     ip = getattr(facts.instance, "ip", None) or deps.deployment.ip
     port = _deployed_port(deps, facts)
-    url = f"http://{ip}:{port}/health"
+    url = f"{_scheme(deps)}://{ip}:{port}/health"
     try:
         answer = deps.http_get(url, deps.external_timeout)
         if answer.status == 200:

@@ -52,3 +52,16 @@ def remove_volume(docker: Docker, volume: str) -> None:
     if not result.ok:
         raise DockerError(f"`docker volume rm {volume}` failed on {docker.host.label}: "
                           f"{result.output.strip()[-300:]}", result=result)
+
+
+def read_public_file(docker: Docker, image: str, volume: str, filename: str,
+                     requires: str | None = None) -> str | None:
+    """`filename`'s text in `volume` (None when it is not there, or when `requires`, another
+    file of the volume, is missing). For the public files only (a certificate): the text
+    comes back on stdout."""
+    script = 'test -s "$0/$2" && exec cat "$0/$1"'
+    args = ["run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "sh",
+            "-v", f"{volume}:{MOUNT}:ro", image, "-c", script, MOUNT, filename,
+            requires or filename]
+    result = docker.run_docker(args, timeout=120)
+    return result.stdout if result.ok and result.stdout.strip() else None

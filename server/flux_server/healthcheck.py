@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 
 from flux_server.node import DEFAULT_PORT_BASE, NodePorts
+from flux_server.tls import loopback_context, loopback_url
 
 
 def probe(env: Mapping[str, str]) -> str | None:
@@ -28,9 +29,9 @@ def probe(env: Mapping[str, str]) -> str | None:
         except OSError as exc:
             return f"worker node: the raylet does not answer on {host}:{port}: {exc}"
         return None
-    url = f"http://127.0.0.1:{env.get('PORT', '8000')}/health"
+    url = loopback_url(env, env.get("PORT", "8000"), "/health")
     try:
-        with urllib.request.urlopen(url, timeout=4):
+        with urllib.request.urlopen(url, timeout=4, context=loopback_context()):
             return None
     except (urllib.error.URLError, OSError) as exc:
         return f"{url}: {exc}"

@@ -23,6 +23,7 @@ from flux_server.config import (
 )
 from flux_server.logs import setup_logging
 from flux_server.scale_config import ScaleSettings, scale_from_env
+from flux_server.tls import TlsSettingsError, uvicorn_options
 
 
 class GracefulServer(uvicorn.Server):
@@ -93,10 +94,16 @@ def main() -> None:
         service = ClusterService(settings, scale, config_error=error)
     app = create_app(settings, config_error=error or scale_error, service=service,
                      api_keys=keys)
+    try:
+        tls = uvicorn_options(os.environ)
+    except TlsSettingsError as exc:
+        logging.getLogger("flux_server").error("cannot serve HTTPS: %s", exc)
+        raise SystemExit(2) from None
     logging.getLogger("flux_server").info(
-        "serving on %s:%s model=%s%s%s", settings.host, settings.port, settings.model,
+        "serving on %s:%s model=%s%s%s%s", settings.host, settings.port, settings.model,
         " (tiny random-weight test pipeline)" if settings.tiny else "",
-        f"; API keys: {keys.count} (FLUX_API_KEYS_FILE)" if keys else "; API keys: off")
+        f"; API keys: {keys.count} (FLUX_API_KEYS_FILE)" if keys else "; API keys: off",
+        "; HTTPS (FLUX_TLS_CERT_FILE)" if tls else "")
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=grace_period(settings))
+                            access_log=False, timeout_graceful_shutdown=grace_period(settings), **tls)
     GracefulServer(config, app.state.service.begin_shutdown).run()

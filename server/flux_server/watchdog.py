@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from flux_server.tls import loopback_context, serves_https  # standard library only
+
 DEFAULT_API_URL = "https://cloud.lambda.ai/api/v1"
 PREFIX = "fluxdeploy-watchdog:"
 GONE = "global/object-does-not-exist"
@@ -63,6 +65,7 @@ class WatchSettings:
     api_url: str = DEFAULT_API_URL
     api_key: str = field(default="", repr=False)
     ruleset: str = ""  # the deployment's firewall ruleset id ("" for older records)
+    https: bool = False  # the server speaks HTTPS (FLUX_SERVER_TLS=1): read /ready so
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WatchSettings:
@@ -87,6 +90,7 @@ class WatchSettings:
             api_url=(env.get("LAMBDA_API_URL") or DEFAULT_API_URL).rstrip("/"),
             api_key=key,
             ruleset=env.get("FLUXDEPLOY_WATCH_RULESET", "").strip(),
+            https=serves_https(env),
         )
 
 
@@ -227,9 +231,9 @@ def _terminate_each(settings: WatchSettings, api: Callable[..., Any]) -> None:
 
 def read_activity(settings: WatchSettings) -> dict[str, Any] | None:
     """`activity` of the server's /ready, or None when it does not answer with one."""
-    url = f"http://127.0.0.1:{settings.port}/ready"
+    url = f"{'https' if settings.https else 'http'}://127.0.0.1:{settings.port}/ready"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=5, context=loopback_context()) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as exc:  # 503 while loading still carries the body
         try:

@@ -35,6 +35,7 @@ from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.presets import parse_preset
 from intelligensi_deploy.remote.host import HostKeyMismatch, RunResult
 from intelligensi_deploy.state import Deployment
+from intelligensi_deploy.tls_cert import make_certificate
 
 IP = "203.0.113.7"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTests"
@@ -198,6 +199,10 @@ class FakeHttp:
 
 
 GOOD_KEY = "fxk_" + "k" * 43
+NOW = 1_800_000_000.0
+CERT = make_certificate(IP, "flux")
+PINNED = {"tls_cert": CERT.cert_pem, "tls_fingerprint": CERT.fingerprint,
+          "tls_expires_at": NOW + 200 * 86400}
 
 
 class FakeKeyedServer:
@@ -220,10 +225,11 @@ def deployment(provider: str = "lambda", **fields: Any) -> Deployment:
             "container_name": "fluxdeploy-flux", "port": 8000}
     if provider == "lambda":
         base |= {"instance_id": "i-0123", "region": "us-east-1", "ip": IP, "ssh_user": "ubuntu",
-                 "ssh_port": 22, "host_key": HOST_KEY, "exposure": "public", "auth": True}
+                 "ssh_port": 22, "host_key": HOST_KEY, "exposure": "public", "auth": True,
+                 **PINNED}
     if provider == "ssh":
         base |= {"ip": "198.51.100.9", "ssh_user": "ubuntu", "host_key": HOST_KEY,
-                 "exposure": "public", "auth": True}
+                 "exposure": "public", "auth": True, **PINNED}
     return Deployment(**(base | fields))
 
 
@@ -266,6 +272,8 @@ def make_deps(*, provider: str = "lambda", exposure: str = "public", host: FakeH
         records=list,
         keyed_get=server or FakeKeyedServer(),
         api_key=lambda: laptop_key,
+        peer_fingerprint=lambda host, port: CERT.fingerprint,
+        clock=lambda: NOW,
     )
 
 
@@ -297,7 +305,7 @@ def test_checks_run_in_the_documented_order() -> None:
     assert [c.id for c in report.checks] == [
         "preset", "tokens", "lambda-key", "instance", "forgotten", "ssh", "docker", "gpu",
         "image",
-        "container", "logs", "health", "ready", "auth", "external", "cluster"]
+        "container", "logs", "health", "ready", "tls", "auth", "external", "cluster"]
 
 
 def test_health_and_ready_are_asked_on_the_hosts_localhost_through_the_forward() -> None:
@@ -305,12 +313,14 @@ def test_health_and_ready_are_asked_on_the_hosts_localhost_through_the_forward()
     http = FakeHttp(local_answers() | {f"{IP}:8000/health": HttpAnswer(200, {})})
     server = FakeKeyedServer()
     run_checks(make_deps(host=host, http=http, server=server))
-    assert host.forwards == [8000, 8000, 8000, 8000]  # /health, /ready, auth without/with key
-    assert server.calls == [("http://127.0.0.1:48000/model-status", None),
-                            ("http://127.0.0.1:48000/model-status", GOOD_KEY)]
+    # /health, /ready, the TLS handshake, auth without and with the key
+    assert host.forwards == [8000, 8000, 8000, 8000, 8000]
+    # a public endpoint speaks HTTPS, on the host's loopback and at the public address
+    assert server.calls == [("https://127.0.0.1:48000/model-status", None),
+                            ("https://127.0.0.1:48000/model-status", GOOD_KEY)]
     asked = [url for url, _ in http.urls]
-    assert asked == ["http://127.0.0.1:48000/health", "http://127.0.0.1:48000/ready",
-                     f"http://{IP}:8000/health"]
+    assert asked == ["https://127.0.0.1:48000/health", "https://127.0.0.1:48000/ready",
+                     f"https://{IP}:8000/health"]
     assert http.urls[-1][1] <= 5  # the external check uses a short timeout
 
 
@@ -714,7 +724,7 @@ def test_doctor_json_shape() -> None:
         assert isinstance(item["evidence"], list)
     for item in doc["findings"]:
         assert set(item) == {"id", "severity", "title", "evidence", "fix", "doc"}
-    assert doc["summary"].startswith("13 passed, 1 failed")
+    assert doc["summary"].startswith("14 passed, 1 failed")
     json.dumps(doc)  # serialisable
 
 
@@ -832,3 +842,40 @@ def test_tunnel_without_auth_skips_the_auth_check() -> None:
     server = FakeKeyedServer()
     report = run_checks(make_deps(exposure="tunnel", auth=False, server=server))
     assert check(report, "auth").status == "skip" and server.calls == []
+
+
+# --------------------------------------------------------------------------- tls
+
+def _tls_deps(presented: str | None, days_left: float = 200, **fields: Any) -> DoctorDeps:
+    deps = make_deps(tls_cert=CERT.cert_pem, tls_fingerprint=CERT.fingerprint,
+                     tls_expires_at=NOW + days_left * 86400, **fields)
+    deps.peer_fingerprint = lambda host, port: presented
+    deps.clock = lambda: NOW
+    return deps
+
+
+def test_the_pinned_certificate_presented_with_months_left_passes() -> None:
+    tls = check(run_checks(_tls_deps(CERT.fingerprint)), "tls")
+    assert tls.status == "pass"
+    assert tls.evidence == (f"pinned: {CERT.fingerprint}", f"presented: {CERT.fingerprint}",
+                            "expires in 200 days")
+
+
+def test_another_certificate_is_an_error_naming_both_fingerprints() -> None:
+    other = make_certificate(IP, "flux").fingerprint
+    report = run_checks(_tls_deps(other))
+    tls = check(report, "tls")
+    assert tls.status == "fail" and [f.id for f in report.findings] == ["cert-changed"]
+    assert f"presented: {other}" in tls.evidence and "up --force" in tls.fix
+
+
+def test_a_certificate_expiring_within_14_days_is_a_warning() -> None:
+    report = run_checks(_tls_deps(CERT.fingerprint, days_left=9))
+    tls = check(report, "tls")
+    assert tls.status == "warn" and tls.evidence[-1] == "expires in 9 days"
+    assert [f.id for f in report.findings] == ["cert-expiring"]
+
+
+def test_a_public_record_without_a_pin_is_told_to_redeploy() -> None:
+    tls = check(run_checks(make_deps(tls_cert=None, tls_fingerprint=None)), "tls")
+    assert tls.status == "warn" and "up --force" in tls.fix
