@@ -8,6 +8,7 @@ token goes to ``docker login --password-stdin`` on stdin, and container secrets 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from intelligensi_deploy.errors import FluxdeployError
 
 DEFAULT_REGISTRY = "docker.io"
+GRACE_VAR = "FLUX_SHUTDOWN_GRACE_S"  # the server's drain on SIGTERM (docs/contract.md)
+DEFAULT_GRACE_S = 10.0  # the server's default for it
+STOP_MARGIN_S = 5  # beyond the grace: uvicorn's own 2 s, and the answer on its way
 
 _SECRET_WORDS = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "CREDENTIALS"}
 _SECRET_SUFFIXES = ("API_KEY", "PRIVATE_KEY", "ACCESS_KEY")
@@ -53,6 +57,18 @@ class ContainerSpec:
     restart: str = "unless-stopped"
 
 
+def stop_timeout(env: Mapping[str, str]) -> int:
+    """Seconds `docker stop` waits before SIGKILL: the server's grace period (the preset's
+    FLUX_SHUTDOWN_GRACE_S, else its default) plus STOP_MARGIN_S, so a generation the server
+    lets finish on SIGTERM is not killed by Docker's default 10 s."""
+    raw = str(env.get(GRACE_VAR, "")).strip()
+    try:
+        grace = float(raw) if raw else DEFAULT_GRACE_S
+    except ValueError:
+        grace = DEFAULT_GRACE_S  # the server refuses it and says so in /ready
+    return math.ceil(max(grace, 0.0)) + STOP_MARGIN_S
+
+
 def run_args(spec: ContainerSpec) -> list[str]:
     """``docker run -d`` for `spec`; refuses (SecretInArgvError) secret-looking `env` names."""
     secret_names = sorted(name for name in spec.env if looks_secret(name))
@@ -65,6 +81,7 @@ def run_args(spec: ContainerSpec) -> list[str]:
             doc="secrets",
         )
     args = ["run", "-d", "--name", spec.name, "--restart", spec.restart]
+    args += ["--stop-timeout", str(stop_timeout(spec.env))]
     args += ["-p", f"{_publish_address(spec.publish_ip)}:{spec.port}:{spec.container_port}"]
     if spec.gpus:
         args += ["--gpus", "all"]

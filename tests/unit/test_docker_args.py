@@ -54,6 +54,14 @@ def test_run_args_starts_detached_with_name_restart_and_image_last() -> None:
     assert args[-1] == "ghcr.io/acme/flux-server:1.0"
 
 
+def test_docker_stop_waits_for_the_servers_grace_period() -> None:
+    assert flag_values(run_args(spec()), "--stop-timeout") == ["15"]  # 10 s grace + 5
+    assert flag_values(run_args(spec(env={"FLUX_SHUTDOWN_GRACE_S": "30"})),
+                       "--stop-timeout") == ["35"]
+    assert flag_values(run_args(spec(env={"FLUX_SHUTDOWN_GRACE_S": "2.5"})),
+                       "--stop-timeout") == ["8"]
+
+
 def test_run_args_custom_restart_policy() -> None:
     assert flag_values(run_args(spec(restart="no")), "--restart") == ["no"]
 
