@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from intelligensi_deploy.diagnosis.access import unauthorized_storm
 from intelligensi_deploy.diagnosis.build_failure import build_failure_finding
 from intelligensi_deploy.diagnosis.findings import (
     SEVERITY_RANK,
@@ -376,6 +377,9 @@ def diagnose(text: str, *, secrets: Iterable[str] = ()) -> list[Finding]:
         loading = loading_finding(plain)
         if loading:
             findings.append(loading)
+    storm = unauthorized_storm(lines)
+    if storm:
+        findings.append(storm)
     findings.sort(key=lambda f: SEVERITY_RANK[f.severity])
     return [_redacted(f, secrets) for f in findings]
 

@@ -178,6 +178,13 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "that trust the old one need the new `fluxdeploy cert`).",
     ),
     FindingKind(
+        "unauthorized-storm", "info", "Many requests with no key or a wrong one from one "
+        "address",
+        "Someone is trying keys, or a client still holds an old key after `fluxdeploy key "
+        "rotate`. Nothing to do if the key is safe; narrow `public_cidr` in the preset to the "
+        "addresses that should reach the endpoint, or rotate the key if it may have leaked.",
+    ),
+    FindingKind(
         "container-crash", "error", "The server crashed with an unrecognised error",
         "Read the traceback with `fluxdeploy logs`; the last exception line is shown above.",
     ),

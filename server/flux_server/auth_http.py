@@ -61,7 +61,9 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         reason = "missing" if header is None else "rejected"
-        request_fields(scope)["auth"] = reason
+        fields = request_fields(scope)
+        fields["auth"] = reason
+        fields["client"] = (scope.get("client") or ("-",))[0]  # who: a storm is diagnosed
         self.metrics.unauthorized.labels(reason=reason).inc()
         await unauthorized(reason, self.keys.error is not None)(scope, receive, send)
 

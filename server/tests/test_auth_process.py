@@ -113,3 +113,17 @@ def test_a_changed_file_is_seen_without_a_signal(keyed_server):
     tmp.replace(path)
     _wait_status(server, KEY_A, 401)
     assert _status(server, KEY_B) == 200
+
+
+def test_a_refused_request_logs_who_sent_it_and_never_the_key(keyed_server):
+    before = keyed_server.log_text().count("status=401")
+    for _ in range(3):
+        assert keyed_server.client.get("/model-status", headers=_bearer(WRONG)).status_code \
+            == 401
+    deadline = time.monotonic() + 10
+    while keyed_server.log_text().count("status=401") < before + 3:
+        assert time.monotonic() < deadline, keyed_server.log_text()[-2000:]
+        time.sleep(0.1)
+    refused = [line for line in keyed_server.log_text().splitlines()
+               if "route=/model-status status=401" in line]
+    assert refused and all("auth=rejected client=127.0.0.1" in line for line in refused[-3:])

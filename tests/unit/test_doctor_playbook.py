@@ -59,7 +59,8 @@ def test_the_catalogue_is_what_the_issue_promised() -> None:
         "cuda-oom", "oom-killed", "nvidia-runtime", "gpu-not-visible", "disk-full", "port-in-use",
         "still-loading", "bound-to-loopback", "firewall-closed", "container-crash",
         "fp8-unsupported", "recompile-storm", "compile-slow-start", "image-build-failed",
-        "replica-lost", "open-endpoint", "key-refused", "cert-changed", "cert-expiring"}
+        "replica-lost", "open-endpoint", "key-refused", "cert-changed", "cert-expiring",
+        "unauthorized-storm"}
 
 
 def test_playbook_states_the_golden_rule_and_the_exit_codes() -> None:
