@@ -109,6 +109,23 @@ def test_same_api_422_names_the_field(server):
     assert "width" in response.json()["error"]["message"]
 
 
+def test_same_api_work_budget_error_shapes_and_should_retry(server):
+    """Issue 21 on both paths: the budget 422, x-should-retry, 404/413 in one shape."""
+    assert server.client.get("/ready").json()["limits"]["max_work"] == 40  # tiny's
+    huge = server.client.post("/generate", json={
+        "prompt": "x", "width": 2048, "height": 2048, "num_inference_steps": 100,
+        "num_images": 4, "response_format": "b64_json"})
+    assert huge.status_code == 422 and "FLUX_MAX_WORK=40" in huge.text
+    assert huge.headers["x-should-retry"] == "false"
+    missing = server.client.get("/no-such-route")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "NotFound"
+    big = server.client.post("/generate", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                             headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["type"] == "BodyTooLarge"
+    refused = server.client.post("/generate", json={"prompt": "x", "negative_prompt": "fog"})
+    assert refused.status_code == 422 and "true_cfg_scale" in refused.text
+
+
 def test_same_api_openai_route(server):
     response = server.client.post("/v1/images/generations", json={
         "prompt": "a fox", "n": 2, "size": "64x64", "response_format": "b64_json"})
