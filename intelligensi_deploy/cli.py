@@ -40,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
 )
-from intelligensi_deploy import cli_cloud  # after cli_params.install()
+from intelligensi_deploy import cli_cloud, cli_shell  # after cli_params.install()
 from intelligensi_deploy.cli_key import cert, key_app  # after cli_params.install()
 from intelligensi_deploy.cli_presets_image import (  # after cli_params.install()
     BuildOpt,
@@ -327,6 +327,7 @@ def generate(
 
 app.command()(cert)
 app.command()(cli_cloud.capacity)
+cli_shell.register(app)  # ssh, exec
 app.command()(cli_cloud.instances)
 
 

@@ -22,7 +22,6 @@ from intelligensi_deploy.diagnosis.findings import make_finding
 from intelligensi_deploy.diagnosis.gpu_memory import point_oom_at, stop_fix
 from intelligensi_deploy.doctor.account_check import check_forgotten
 from intelligensi_deploy.doctor.auth_check import auth_not_applicable, check_auth
-from intelligensi_deploy.doctor.tls_check import check_tls, tls_not_applicable
 from intelligensi_deploy.doctor.check_types import (
     Check,
     CheckResult,
@@ -40,9 +39,11 @@ from intelligensi_deploy.doctor.http_checks import (
     external_not_applicable,
 )
 from intelligensi_deploy.doctor.image_check import check_bundled_image, not_bundled
+from intelligensi_deploy.doctor.tls_check import check_tls, tls_not_applicable
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.presets import GATED_MODELS
 from intelligensi_deploy.redact import secret_values
+from intelligensi_deploy.shell_lines import exec_line, image_shell_line
 
 # --------------------------------------------------------------------------- helpers
 
@@ -257,6 +258,8 @@ def check_container(deps: DoctorDeps, facts: Facts) -> CheckResult:
                                fix="It crashed and was restarted: read the logs check below.",
                                doc="container-crash", findings=findings)
         return make_result("container", title, "pass", evidence, findings=findings)
+    if _stopped(state):  # `docker stop`, a reboot, a tidy-up: not a crash
+        return _stopped_result(deps, facts, evidence, exit_code)
     doc = findings[0].doc if findings else "container-crash"
     if state.get("Restarting"):
         what = "Container is restarting (crash loop)"
@@ -264,9 +267,41 @@ def check_container(deps: DoctorDeps, facts: Facts) -> CheckResult:
         what = "Container was created but could not start"
     else:
         what = f"Container exited ({exit_code})"
+    image = str((inspect.get("Config") or {}).get("Image") or deps.deployment.image or "IMAGE")
+    evidence.append("it does not stay up, so `exec` cannot enter it; run the image by hand: "
+                    f"`{image_shell_line(deps.deployment.name, _provider(deps), image)}`")
     return make_result("container", what, "fail", evidence,
                        fix=(findings[0].fix if findings else "Read the logs check below.")
                        + " Logs first; redeploy last.", doc=doc, findings=findings)
+
+
+# 0: the server's graceful shutdown on SIGTERM; 130/143: a signal that ended it unhandled
+_STOP_EXIT_CODES = (0, 130, 143)
+_GRACEFUL = ("Shutting down", "Finished server process", "Application shutdown complete")
+
+
+def _stopped(state: Mapping[str, Any]) -> bool:
+    return (state.get("Status") == "exited" and not state.get("OOMKilled")
+            and state.get("ExitCode") in _STOP_EXIT_CODES)
+
+
+def _stopped_result(deps: DoctorDeps, facts: Facts, evidence: list[str],
+                    exit_code: Any) -> CheckResult:
+    """A container that was stopped (exit 0 after uvicorn's graceful shutdown): named so,
+    with `up` as the fix, instead of a crash that sends the user to read the logs."""
+    dep = deps.deployment
+    tail = [line.strip() for line in facts.need_docker().logs(
+        _container_name(deps), tail=5).splitlines() if line.strip()]
+    graceful = [line for line in tail if any(mark in line for mark in _GRACEFUL)]
+    if graceful:
+        last = graceful[-1]
+        evidence = [*evidence, f"the log ends with the server's graceful shutdown: {last!r}"]
+    return make_result(
+        "container", f"Container is stopped (exit {exit_code}): it was stopped, not crashed",
+        "fail", evidence,
+        fix=f"Start it again with `fluxdeploy up --preset {dep.preset} --name {dep.name}` "
+            "(a stop, a reboot or a tidy-up did this; the model cache is kept).",
+        doc="container-stopped")
 
 
 def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
@@ -276,6 +311,8 @@ def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
         return make_result("logs", title, "skip", ["skipped: there is no container to read"])
     text = facts.need_docker().logs(_container_name(deps), tail=deps.log_tail)
     findings = point_oom_at(diagnose(text, secrets=_token_values(deps)), facts.gpu_stale)
+    if _stopped((facts.container or {}).get("State") or {}):  # loading ended with the stop
+        findings = [f for f in findings if f.id != "still-loading"]
     facts.log_findings = findings
     if not findings:
         count = len([line for line in text.splitlines() if line.strip()])
@@ -286,6 +323,9 @@ def check_logs(deps: DoctorDeps, facts: Facts) -> CheckResult:
     status = verdicts.get(worst.severity, "pass")
     if status != "pass":
         title = f"Container log: {worst.title}"
+    running = bool(((facts.container or {}).get("State") or {}).get("Running"))
+    if status == "fail" and running:  # a crash or a load failure: look inside it
+        evidence.append(f"look inside the container: `{exec_line(deps.deployment.name)}`")
     return make_result("logs", title, status, evidence, fix=worst.fix, doc=worst.doc,
                        findings=findings)
 

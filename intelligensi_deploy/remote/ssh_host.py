@@ -231,6 +231,10 @@ class SSHHost:
         finally:
             channel.close()
 
+    def open_session(self) -> paramiko.Channel:
+        """A new session channel on the connection (remote/interactive.py: a terminal)."""
+        return self._open_session()
+
     def _open_session(self) -> paramiko.Channel:
         import paramiko  # lazy: as in _open_client
 
