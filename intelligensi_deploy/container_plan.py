@@ -27,6 +27,12 @@ class ContainerAction(str, Enum):
     REPLACE = "replace"      # remove the old one, run the new one
     CREATE = "create"        # none there
     REFUSE = "refuse"        # config changed while loading, and no --force
+    START = "start"          # stopped (not crashed), same config: `docker start` it
+
+
+# How a container that was stopped ends (not a crash): the server's graceful exit on
+# SIGTERM (`docker stop`, a reboot), or a signal that ended it unhandled.
+STOPPED_EXIT_CODES = (0, 130, 143)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,10 @@ def plan_container(
         return ContainerAction.CREATE
     if force:
         return ContainerAction.REPLACE
+    if (not existing.running and not existing.restarting
+            and existing.exit_code in STOPPED_EXIT_CODES
+            and existing.config_hash == desired_hash):
+        return ContainerAction.START
     if not existing.running or existing.restarting or ready is None or ready.failed:
         return ContainerAction.REPLACE
     same = existing.config_hash == desired_hash

@@ -79,6 +79,8 @@ class Deployment(BaseModel):
     container_name: str = ""
     image: str = ""
     image_source: Literal["bundled", "registry"] | None = None  # built on the host, or pulled
+    # the bundled image's build settings as built, and the preset's then (bundle/settings.py)
+    build_settings: dict[str, Any] | None = None
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
     auth: bool = False  # the server checks API keys; the key is beside this record (api_keys.py)

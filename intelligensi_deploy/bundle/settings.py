@@ -110,6 +110,33 @@ def resolve(preset_build: BuildSettings, flags: Mapping[str, str],
         ) from None
 
 
+def resume(preset_build: BuildSettings, recorded: Mapping[str, Any] | None) -> BuildSettings:
+    """The preset's build settings with a resumed deployment's recorded ones laid over them.
+
+    `recorded` is what `up` recorded (`record_of`): the settings it built with and the
+    preset's own section then. A key keeps its recorded value while the preset's value for it
+    is unchanged, so an `up` without the flags or FLUXDEPLOY_BUILD_* variables of the first
+    one (`make demo`'s) finds the same image; `resolve` then lays this `up`'s own flags and
+    variables over the result, and a preset edit wins as it should."""
+    if not recorded:
+        return preset_build
+    then = recorded.get("preset") or {}
+    used = recorded.get("resolved") or {}
+    now = preset_build.model_dump()
+    kept = {k: used[k] for k in KEYS if k in used and k in then and now.get(k) == then[k]}
+    if not kept:
+        return preset_build
+    try:
+        return BuildSettings.model_validate({**now, **kept})
+    except ValidationError:
+        return preset_build  # a record from another version: the preset decides
+
+
+def record_of(preset_build: BuildSettings, resolved: BuildSettings) -> dict[str, Any]:
+    """What a deployment records of its build: the settings in effect and the preset's."""
+    return {"resolved": resolved.model_dump(), "preset": preset_build.model_dump()}
+
+
 def sources(preset_build: BuildSettings, flags: Mapping[str, str],
             environ: Mapping[str, str]) -> dict[str, str]:
     """Where each key's value comes from: flag, env, preset or default (for `presets show`)."""

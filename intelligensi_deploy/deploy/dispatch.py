@@ -96,8 +96,12 @@ def _tracker(preset: Preset, name: str, store: StateStore, ui: Reporter, *, forc
         )
     if recorded and recorded.active:
         ui.step(f"Resuming deployment {name!r} (phase {recorded.phase})")
+        # a bundled image is recorded by its built tag: `up` records a new one when it
+        # builds or runs another, never "bundled" in its place (the tag is still on the host)
+        built = preset.bundled and recorded.image_source == "bundled" and recorded.image
         return Tracker(store, recorded.model_copy(update={
-            "image": preset.image, "image_source": image_source(preset), "port": preset.port,
+            "image": recorded.image if built else preset.image,
+            "image_source": image_source(preset), "port": preset.port,
             "exposure": preset.exposure}))
     return Tracker(store, new_deployment(preset, name, ssh_host, preset_ref), recorded=False)
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 
 from intelligensi_deploy import names, secrets
+from intelligensi_deploy.bundle.settings import record_of
 from intelligensi_deploy.cloud import provision
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.container_plan import (
@@ -27,6 +28,7 @@ from intelligensi_deploy.deploy.firewall import delete_deployment_ruleset, remov
 from intelligensi_deploy.deploy.launch import Approve, connect_waiting, provision_lambda
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.steps import (
+    build_settings,
     bundled_plan,
     image_on_host,
     remote_home,
@@ -88,8 +90,11 @@ def deploy_container(
     name = tracker.dep.name
     home = remote_home(host)
     env_file = names.env_file_path(home, name)
-    plan = bundled_plan(preset, build_flags, environ)
+    recorded = tracker.dep.build_settings
+    settings = build_settings(preset, build_flags, environ, recorded)
+    plan = bundled_plan(preset, build_flags, environ, recorded)
     image = plan.tag if plan else preset.image
+    built = {"build_settings": record_of(preset.build, settings)} if settings else {}
     spec = container_spec(preset, name, env_file, hf_cache_path(preset), image=image)
     found = docker.inspect(spec.name)
     existing = ContainerFacts.from_inspect(found) if found else None
@@ -108,6 +113,13 @@ def deploy_container(
                     "replace it)")
         pin(tracker, serving.cert_pem if serving else None)
         server_api_key(preset.auth_on, tracker, docker, ui, image)
+        tracker.update(image=image, **built)  # what runs, kept as it is
+        return action, image
+    if action is ContainerAction.START:
+        ui.step(f"Container {spec.name} is stopped with this configuration: starting it "
+                "(docker start; nothing to build or pull)")
+        docker.start(spec.name)
+        tracker.update(phase="loading", container_name=spec.name, image=image, **built)
         return action, image
     if action is ContainerAction.REFUSE:
         raise FluxdeployError(
@@ -130,7 +142,7 @@ def deploy_container(
         docker.remove(spec.name)
     ui.step(f"Starting container {spec.name} ({image})")
     docker.run(spec)
-    tracker.update(phase="loading", container_name=spec.name, image=image)
+    tracker.update(phase="loading", container_name=spec.name, image=image, **built)
     return action, image
 
 

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from intelligensi_deploy import api_keys, names, secrets
 from intelligensi_deploy.bundle.build import (
@@ -20,7 +21,7 @@ from intelligensi_deploy.bundle.build import (
     plan_build,
     show_failure,
 )
-from intelligensi_deploy.bundle.settings import resolve
+from intelligensi_deploy.bundle.settings import BuildSettings, resolve, resume
 from intelligensi_deploy.container_plan import needs_registry_login
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.errors import FluxdeployError
@@ -41,11 +42,21 @@ def remote_home(host: Host) -> str:
 
 
 def bundled_plan(preset: Preset, build_flags: Mapping[str, str] | None,
-                 environ: Mapping[str, str]) -> BuildPlan | None:
-    """The bundled image's build plan (its content-hash tag), or None for a registry image."""
+                 environ: Mapping[str, str],
+                 recorded: Mapping[str, Any] | None = None) -> BuildPlan | None:
+    """The bundled image's build plan (its content-hash tag), or None for a registry image;
+    `recorded`: a resumed deployment's build record (bundle/settings.py `resume`)."""
+    settings = build_settings(preset, build_flags, environ, recorded)
+    return None if settings is None else plan_build(settings, environ)
+
+
+def build_settings(preset: Preset, build_flags: Mapping[str, str] | None,
+                   environ: Mapping[str, str],
+                   recorded: Mapping[str, Any] | None = None) -> BuildSettings | None:
+    """The build settings in effect: flag > variable > recorded (preset unchanged) > preset."""
     if not preset.bundled:
         return None
-    return plan_build(resolve(preset.build, build_flags or {}, environ), environ)
+    return resolve(resume(preset.build, recorded), build_flags or {}, environ)
 
 
 def registry_login(image: str, docker: Docker, ui: Reporter, environ: Mapping[str, str],

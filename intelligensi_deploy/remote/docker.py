@@ -24,6 +24,7 @@ from intelligensi_deploy.remote.docker_args import (
     registry_of,
     rm_args,
     run_args,
+    start_args,
     tag_args,
     version_args,
 )
@@ -272,6 +273,15 @@ class Docker:
                 result=result,
             )
         return "\n".join(lines) + ("\n" if lines else "")
+
+    def start(self, name: str) -> None:
+        """`docker start` a stopped container (its configuration as it was created)."""
+        result = self.run_docker(start_args(name), timeout=120)
+        if not result.ok:
+            raise DockerError(f"`docker start {name}` failed on {self.host.label}: "
+                              f"{_tail(result.output)}", result=result,
+                              fix="`fluxdeploy up --force` replaces the container.",
+                              doc="docker-run")
 
     def remove(self, name: str) -> bool:
         """Remove the container (force); False when it did not exist."""

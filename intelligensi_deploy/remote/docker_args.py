@@ -151,6 +151,11 @@ def logs_args(
     return [*args, name]
 
 
+def start_args(name: str) -> list[str]:
+    """`docker start NAME`: a stopped container, as it was created."""
+    return ["start", name]
+
+
 def rm_args(name: str, force: bool = True) -> list[str]:
     return ["rm", "-f", name] if force else ["rm", name]
 
