@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -197,3 +198,23 @@ def test_exec_on_provider_local_runs_docker_exec_here(tmp_path: Path, container:
     assert done.stdout.strip() == f"local-{hostname}"
     ssh = fluxdeploy(tmp_path, "ssh", "--name", "here")
     assert ssh.returncode == 1 and "fluxdeploy exec --name here" in ssh.stderr
+
+
+@pytest.mark.timeout(60)
+def test_ssh_closes_promptly_on_sigterm_with_143(tmp_path: Path, sshd: SSHServer) -> None:
+    record(tmp_path, sshd)
+    proc = subprocess.Popen([sys.executable, "-m", "intelligensi_deploy", "ssh", "--name", "vm",
+                             "--", "echo", "started;", "exec", "sleep", "30"],
+                            env=cli_env(tmp_path), cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"started\n"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 143
+    assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()

@@ -1,4 +1,4 @@
-"""End to end on the sshd "VM": a bundled deployment stopped (`docker stop`, as a reboot or a
+"""End to end on the sshd "VM" and on the local provider: a bundled deployment stopped (`docker stop`, as a reboot or a
 tidy-up does) comes back as it was with a plain `fluxdeploy up` (issue 22 part 5).
 
 The first `up` builds with `make demo`'s FLUXDEPLOY_BUILD_* overrides (offline: the local base
@@ -25,9 +25,15 @@ from tests.fixtures.docker_env import docker
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(1800)]
 
 
-def test_a_stopped_bundled_deployment_comes_back_with_a_plain_up(bundled) -> None:  # noqa: F811
+@pytest.mark.parametrize("where", ["vm", "local"])
+def test_a_stopped_bundled_deployment_comes_back_with_a_plain_up(
+        bundled, where: str) -> None:  # noqa: F811
     e2e, _ = bundled
-    preset = e2e.preset(image="bundled")
+    if where == "local":  # provider local: this machine's engine, no SSH
+        preset = e2e.preset(provider="local", **{"lambda": None}, image="bundled",
+                            server={"model": "tiny"}, env={})
+    else:  # the sshd VM, launched through the fake Lambda
+        preset = e2e.preset(image="bundled")
     _check(e2e.cli("up", "--name", NAME, "--preset", str(preset), timeout=BUILD_TIMEOUT))
     first = e2e.state(NAME)
     tag, container = first["image"], e2e.containers(NAME)[0]
