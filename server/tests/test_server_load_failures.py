@@ -10,7 +10,9 @@ def _failed(server) -> dict:
     body = server.wait_state("failed", "ready")
     assert body["state"] == "failed", body
     response = server.client.get("/ready")
-    assert response.status_code == 503 and "Retry-After" in response.headers
+    assert response.status_code == 503  # terminal: no Retry-After, x-should-retry false
+    assert "Retry-After" not in response.headers
+    assert response.headers["x-should-retry"] == "false"
     assert server.client.get("/health").json() == {"status": "ok"}
     return body["error"]
 
@@ -31,7 +33,8 @@ def test_device_map_auto_fails_with_diffusers_own_error(load_servers):
     assert "auto not supported" in error["message"]  # diffusers' words, not ours
     assert "FLUX_DEVICE_MAP" in error["hint"]
     generate = server.client.post("/generate", json={"prompt": "x"})
-    assert generate.status_code == 503 and "Retry-After" in generate.headers
+    assert generate.status_code == 503 and "Retry-After" not in generate.headers  # terminal
+    assert "will not clear by itself" in generate.json()["error"]["message"]
     assert generate.json()["error"]["hint"] == error["hint"]
 
 

@@ -308,7 +308,8 @@ async function generateWithRetries(body, signal) {
           : "") + ".", "done");
       return;
     }
-    if (response.status === 429 || response.status === 503) {
+    const retryable = response.headers.get("x-should-retry") !== "false";  // terminal 503
+    if ((response.status === 429 || response.status === 503) && retryable) {
       if (response.status === 503) pollReady();
       const seconds = retryAfterSeconds(response.headers.get("Retry-After"), 5);
       await sleepWithCountdown(seconds,
