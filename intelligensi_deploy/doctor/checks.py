@@ -300,7 +300,8 @@ def _stopped_result(deps: DoctorDeps, facts: Facts, evidence: list[str],
         "container", f"Container is stopped (exit {exit_code}): it was stopped, not crashed",
         "fail", evidence,
         fix=f"Start it again with `fluxdeploy up --preset {dep.preset} --name {dep.name}` "
-            "(a stop, a reboot or a tidy-up did this; the model cache is kept).",
+            "(a stop, a reboot or a tidy-up did this; `up` starts this same container when "
+            "its configuration still matches, and the model cache is kept).",
         doc="container-stopped")
 
 
