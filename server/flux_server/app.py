@@ -269,7 +269,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         try:  # fetched outside the lock; the lock only for the swap (lora.py)
             return service.lora.apply(pipe, source, weight,
                                       body.adapter_name, body.weight_name,
-                                      settings.hf_token, service.queue.lock)
+                                      settings.hf_token, service.queue)
         except LoraProblem as exc:
             raise HTTPProblem(exc.status, exc.type, exc.message, exc.hint) from None
         except LoraError as exc:
@@ -281,7 +281,7 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
     @app.post("/remove-lora", summary="Remove one LoRA adapter, or all")
     def remove_lora(body: RemoveLoraRequest | None = None) -> dict:
         pipe = service.require_ready()
-        with service.queue.lock:
+        with service.queue.between_jobs():
             return service.lora.remove(pipe, body.adapter_name if body else None)
 
     @app.get("/lora-status", summary="Active LoRA adapters")

@@ -70,6 +70,10 @@ class _ClusterQueue:
     def depth(self) -> int:
         return 0
 
+    def between_jobs(self) -> threading.Lock:
+        """As JobQueue.between_jobs (nothing runs here: the replicas do)."""
+        return self.lock
+
     def close(self) -> None:
         self._service.shutdown()
 

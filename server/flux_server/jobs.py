@@ -10,8 +10,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,7 @@ class JobQueue:
         self._cond = threading.Condition()
         self._closed = False
         self.holding = False  # set on shutdown: no new job starts (one assignment)
+        self._pauses = 0  # callers of between_jobs() waiting for or holding the pipeline
         self._on_change = on_change or (lambda depth: None)
         self.running: Job | None = None
         self.dropped = 0
@@ -108,6 +110,21 @@ class JobQueue:
             self._cond.notify()
         self._on_change(self.depth)
         return job
+
+    @contextmanager
+    def between_jobs(self) -> Iterator[None]:
+        """Hold the pipeline between two jobs (a LoRA swap): the running job finishes, no
+        new one starts until the block ends. Fair: `lock` alone could be taken back by the
+        worker job after job."""
+        with self._cond:
+            self._pauses += 1
+        try:
+            with self.lock:
+                yield
+        finally:
+            with self._cond:
+                self._pauses -= 1
+                self._cond.notify_all()
 
     def estimated_wait_s(self) -> float:
         """How long a new job would wait (for Retry-After): the work queued, each job's
@@ -154,7 +171,7 @@ class JobQueue:
     def _work(self) -> None:
         while True:
             with self._cond:
-                while (not self._waiting or self.holding) and not self._closed:
+                while (not self._waiting or self.holding or self._pauses) and not self._closed:
                     self._cond.wait(0.25 if self.holding else None)
                 if self._closed:
                     return

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from flux_server.lora_fetch import LoraFetcher
@@ -57,15 +57,15 @@ class LoraManager:
 
     def apply(self, pipe: Any, source: str, weight: float, adapter_name: str | None = None,
               weight_name: str | None = None, token: str | None = None,
-              lock: threading.Lock | None = None) -> dict:
+              queue: Any = None) -> dict:
         """Fetch and read the weights (no lock held: generations go on), then swap them in
-        under `lock` (the queue's: between two generations)."""
+        between two generations (`queue.between_jobs()`; no queue: at once)."""
         if self.fetcher is None:
             raise RuntimeError("LoraManager without a fetcher cannot apply a source")
         started = time.monotonic()
         weights = self.fetcher.load(source, weight_name, token)
         fetched = time.monotonic()
-        with lock or threading.Lock():
+        with queue.between_jobs() if queue is not None else nullcontext():
             locked = time.monotonic()
             status = self.swap(pipe, weights, source, weight, adapter_name)
         log.info("lora apply timings: fetch_s=%.3f lock_wait_s=%.3f swap_s=%.3f",
