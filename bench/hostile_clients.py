@@ -4,11 +4,12 @@
    a fake hub that trickles it (about `--apply-s` seconds for the file).
 2. `sdk`: how many generations the official `openai` SDK (default max_retries=2) starts for
    one call that ends in 504 (the run deadline is shorter than the generation).
-3. `bodies`: the server's RSS before and at the peak of five concurrent 50 MB JSON bodies.
+3. `bodies`: the server's RSS before and at the peak of five concurrent 50 MB JSON bodies
+   (`chunked`: the same bodies without Content-Length).
 4. `retry`: after a few large jobs, the Retry-After told to rejected 64x64 requests against
    the time the queue really took to drain.
 
-    python bench/hostile_clients.py [lora sdk bodies retry]
+    python bench/hostile_clients.py [lora sdk bodies chunked retry]
 
 Prints figures only (benchmarks never assert).
 """
@@ -132,8 +133,9 @@ def bench_sdk(workdir: Path) -> None:
         server.stop()
 
 
-def bench_bodies(workdir: Path, count: int = 5, size_mb: int = 50) -> None:
-    server = Server(workdir, "bodies")
+def bench_bodies(workdir: Path, count: int = 5, size_mb: int = 50,
+                 chunked: bool = False) -> None:
+    server = Server(workdir, "bodies-chunked" if chunked else "bodies")
     body = b'{"prompt": "' + b"a" * (size_mb * 1024 * 1024) + b'"}'
     try:
         before, peak, answers = server.rss_mb(), [0.0], []
@@ -146,7 +148,9 @@ def bench_bodies(workdir: Path, count: int = 5, size_mb: int = 50) -> None:
 
         def send() -> None:
             try:
-                response = httpx.post(f"{server.url}/generate", content=body, timeout=120,
+                content = (body[i:i + 65536] for i in range(0, len(body), 65536)) \
+                    if chunked else body  # a generator: no Content-Length, sent chunked
+                response = httpx.post(f"{server.url}/generate", content=content, timeout=120,
                                       headers={"content-type": "application/json"})
                 answers.append(response.status_code)
             except httpx.HTTPError as exc:
@@ -163,7 +167,9 @@ def bench_bodies(workdir: Path, count: int = 5, size_mb: int = 50) -> None:
         took = time.monotonic() - started
         done.set()
         sampler.join()
-        print(f"bodies: {count} concurrent {size_mb} MB bodies -> {sorted(map(str, answers))} "
+        how = "chunked" if chunked else "Content-Length"
+        print(f"bodies: {count} concurrent {size_mb} MB bodies ({how}) -> "
+              f"{sorted(map(str, answers))} "
               f"in {took:.2f} s; RSS {before:.0f} MB before, peak {peak[0]:.0f} MB")
     finally:
         server.stop()
@@ -201,13 +207,15 @@ def bench_retry(workdir: Path, large: int = 3, burst: int = 40) -> None:
 
 
 def main(argv: list[str]) -> None:
-    which = argv or ["lora", "sdk", "bodies", "retry"]
+    which = argv or ["lora", "sdk", "bodies", "chunked", "retry"]
     apply_s = float(os.environ.get("BENCH_APPLY_S", "8"))
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         for name in which:
             {"lora": lambda: bench_lora(workdir, apply_s), "sdk": lambda: bench_sdk(workdir),
-             "bodies": lambda: bench_bodies(workdir), "retry": lambda: bench_retry(workdir)
+             "bodies": lambda: bench_bodies(workdir),
+             "chunked": lambda: bench_bodies(workdir, chunked=True),
+             "retry": lambda: bench_retry(workdir)
              }[name]()
 
 
