@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
+from intelligensi_deploy.preset_kubernetes import KubernetesSection
 from intelligensi_deploy.preset_limits import LimitsSection, check_limits
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
 from intelligensi_deploy.preset_scale import ScaleSection
@@ -135,6 +136,8 @@ class Preset(_Strict):
     scale: ScaleSection | None = Field(None, description="replicas on Ray Serve (preset_scale.py)")
     limits: LimitsSection = Field(LimitsSection(), description="idle and lifetime limits that "
                                   "terminate a Lambda instance (preset_limits.py)")
+    kubernetes: KubernetesSection | None = Field(None, description="for `fluxdeploy k8s "
+                                                 "render` only (preset_kubernetes.py)")
 
     @field_validator("public_cidr")
     @classmethod
