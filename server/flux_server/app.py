@@ -146,7 +146,8 @@ def create_app(settings: Settings, detect_gpus: Callable[[], list] | None = None
         if app.openapi_schema is None:
             app.openapi_schema = describe(get_openapi(
                 title=app.title, version=app.version, description=app.description,
-                routes=app.routes), settings.max_side, settings.max_images, protected)
+                routes=app.routes), settings.max_side, settings.max_images, protected,
+                limits())
         return app.openapi_schema
 
     app.openapi = openapi_schema  # type: ignore[method-assign]

@@ -316,10 +316,29 @@ ROUTING = {
 }
 
 
+def _state_limits(schema: dict, limits: dict) -> None:
+    """Write this server's work budget and deadlines into the generation operations."""
+    said = (f"At most FLUX_MAX_WORK={limits['max_work']:g} megapixel-steps (width x height x "
+            f"steps x images / 1e6, twice with true CFG; more is a 422). A generation waits at "
+            f"most FLUX_QUEUE_TIMEOUT={limits['queue_timeout_s']:g}s to start (then 503 "
+            f"QueueTimeout with Retry-After) and runs at most "
+            f"FLUX_RUN_TIMEOUT={limits['run_timeout_s']:g}s (then 504).")
+    for path in ("/generate", "/v1/images/generations"):
+        operation = schema.get("paths", {}).get(path, {}).get("post")
+        if operation is not None:
+            operation["description"] = said
+            operation["responses"]["422"] = {
+                **operation["responses"]["422"], "description": "a field breaks a rule, or "
+                f"the request asks for more than FLUX_MAX_WORK={limits['max_work']:g} "
+                "megapixel-steps: the field (or body) and the rule"}
+
+
 def describe(schema: dict, max_side: int, max_images: int,
-             protected: Callable[[str], bool] | None = None) -> dict:
+             protected: Callable[[str], bool] | None = None, limits: dict | None = None
+             ) -> dict:
     """FastAPI's generated schema, made to say exactly what the server returns; with
-    `protected` (API keys on: which paths need the key) the bearer scheme and the 401s."""
+    `protected` (API keys on: which paths need the key) the bearer scheme and the 401s;
+    with `limits` (/ready's) the work budget and the deadlines of this server."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
@@ -341,6 +360,8 @@ def describe(schema: dict, max_side: int, max_images: int,
                                              **(SHOULD_RETRY if status >= "400" else {})}}
                 for status, spec in responses.items()}
     schema["components"]["responses"] = ROUTING  # any path: 404, 405 in the same shape
+    if limits is not None:
+        _state_limits(schema, limits)
     if protected is not None:
         _secure(schema, protected)
     return schema

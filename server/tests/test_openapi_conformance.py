@@ -59,6 +59,14 @@ def test_retry_after_on_429_and_503_of_the_generation_routes(schema):
         assert {"200", "422", "429", "503", "504"} <= set(responses)
 
 
+def test_the_schema_states_the_work_budget_and_both_deadlines(schema):
+    for path in GENERATION_ROUTES:
+        operation = schema["paths"][path]["post"]
+        for said in ("FLUX_MAX_WORK=40", "FLUX_QUEUE_TIMEOUT=120s", "FLUX_RUN_TIMEOUT=300s"):
+            assert said in operation["description"], (path, said)
+        assert "FLUX_MAX_WORK=40" in operation["responses"]["422"]["description"]
+
+
 def test_lora_400_metrics_content_type_and_limits(schema):
     assert "400" in schema["paths"]["/apply-lora"]["post"]["responses"]
     metrics = schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
