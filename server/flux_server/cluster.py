@@ -28,21 +28,14 @@ from flux_server.config import Settings
 from flux_server.defaults import model_defaults
 from flux_server.engine import GenerationParams
 from flux_server.metrics import Metrics
-from flux_server.replica import BOARD_NAME, NAMESPACE, FluxReplica, ReadyBoard
+from flux_server.params import generation_params
+from flux_server.replica import NAMESPACE
 from flux_server.reqlog import request_fields
 from flux_server.scale_config import GPU_RESOURCE, ScaleSettings
-from flux_server.service import (
-    READY_RETRY_AFTER_S,
-    GenerationOutcome,
-    HTTPProblem,
-    generation_params,
-)
+from flux_server.serve_app import APP_NAME, flux_application, ready_board
+from flux_server.service import READY_RETRY_AFTER_S, GenerationOutcome, HTTPProblem
 
 log = logging.getLogger("flux_server.cluster")
-
-APP_NAME = "flux"
-DEPLOYMENT_NAME = "FluxReplica"
-HEAD_RESOURCE = "node:__internal_head__"
 
 
 class _ClusterState:
@@ -138,26 +131,35 @@ class ClusterService:
                     extra["resources"] = {self.scale.replica_resource: self.scale.max_replicas}
                 self._init_ray(extra)
             # on the head node, so that losing a worker node never loses the board
-            self.board = ray.remote(ReadyBoard).options(
-                name=BOARD_NAME, namespace=NAMESPACE, get_if_exists=True, num_cpus=0,
-                resources={HEAD_RESOURCE: 0.001}).remote()
+            self.board = ready_board(detached=self.scale.serve_managed)
             threading.Thread(target=self._refresh_loop, name="ready-board-reader",
                              daemon=True).start()
-            serve.start(proxy_location="Disabled")  # no Serve HTTP: this process is the API
-            deployment = serve.deployment(name=DEPLOYMENT_NAME)(FluxReplica).options(
-                **self.scale.deployment_options())
-            log.info("deploying %s on Ray Serve: %s", APP_NAME, self.scale.deployment_options())
-            # Not waiting for every replica: /ready shows them arrive one by one.
-            self.handle = serve.run_many(
-                [serve.RunTarget(deployment.bind(self.settings), name=APP_NAME,
-                                 route_prefix=None)],
-                wait_for_applications_running=False)[0]
+            if self.scale.serve_managed:  # KubeRay deploys it from serveConfigV2: join it
+                self.handle = self._managed_handle()
+            else:
+                serve.start(proxy_location="Disabled")  # no Serve HTTP: this process is the API
+                log.info("deploying %s on Ray Serve: %s", APP_NAME,
+                         self.scale.deployment_options())
+                # Not waiting for every replica: /ready shows them arrive one by one.
+                self.handle = serve.run_many(
+                    [serve.RunTarget(flux_application(self.settings, self.scale),
+                                     name=APP_NAME, route_prefix=None)],
+                    wait_for_applications_running=False)[0]
         except Exception as exc:
             self._deploy_error = f"{type(exc).__name__}: {exc}"
             log.exception("Ray Serve deployment failed")
         # When this thread started Ray's processes itself (no cluster to join), Linux kills
         # them as soon as it ends (PR_SET_PDEATHSIG is per thread): it lives until shutdown.
         self._closing.wait()
+
+    def _managed_handle(self) -> Any:
+        """The handle of the application KubeRay deployed (serve_app.build), once it exists."""
+        while not self._closed:
+            if APP_NAME in serve.status().applications:
+                return serve.get_app_handle(APP_NAME)
+            log.info("waiting for the RayService to deploy the %s application", APP_NAME)
+            time.sleep(2.0)
+        return None
 
     def _init_ray(self, extra: dict) -> None:
         """ray.init; a head still starting (same container, a moment ago) gets 60 s."""
@@ -190,7 +192,7 @@ class ClusterService:
         self._closed = True
         self._closing.set()
         try:
-            if ray.is_initialized():
+            if ray.is_initialized() and not self.scale.serve_managed:  # not KubeRay's app
                 serve.delete(APP_NAME)
                 if self._started_ray:
                     serve.shutdown()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from fastapi import Request
 
 from flux_server import __version__
 from flux_server.config import Settings
-from flux_server.cost import budget_for, check_budget, work_of
+from flux_server.cost import work_of
 from flux_server.devices import memory_report
 from flux_server.engine import (
     GenerationCancelled,
@@ -34,9 +33,9 @@ from flux_server.lora import LoraManager
 from flux_server.lora_fetch import LoraFetcher
 from flux_server.memory import is_out_of_memory
 from flux_server.metrics import Metrics
+from flux_server.params import generation_params
 from flux_server.redact import redact
 from flux_server.reqlog import request_fields, request_id_of
-from flux_server.schemas import InputError, check_limits
 from flux_server.speed import format_size
 from flux_server.speedup import RECOMPILE_STORM_AFTER, graphs_compiled
 from flux_server.state import LoadState
@@ -79,33 +78,6 @@ def _warm_up(settings: Settings) -> Callable[[Any, Any, tuple[int, int]], None]:
         generate(pipe, GenerationParams("warm up", size[0], size[1], steps,
                                         defaults.guidance_scale, 0))
     return warm
-
-
-def generation_params(d: Any, settings: Settings, prompt: str, width: int | None,
-                      height: int | None, steps: int | None, guidance: float | None,
-                      seed: int | None, num_images: int, negative_prompt: str | None = None,
-                      true_cfg_scale: float = 1.0,
-                      fields: tuple[str, str, str] = ("width", "height", "num_images")
-                      ) -> GenerationParams:
-    """A request's parameters with the model's defaults `d` filled in, checked against the
-    server's limits (422 naming `fields`); shared by the plain and the Ray Serve paths."""
-    default_side = min(d.size, settings.max_side)  # a default is always allowed
-    width, height = width or default_side, height or default_side
-    check_limits(width, height, num_images, settings.max_side, settings.max_images, *fields)
-    if negative_prompt and true_cfg_scale <= 1:  # never ignored silently (docs/contract.md)
-        raise InputError("true_cfg_scale", "must be above 1 for negative_prompt to have an "
-                         "effect: set it (4.0 is a common choice), or leave out "
-                         "negative_prompt; true CFG runs the transformer twice per step, so the "
-                         "request counts twice against FLUX_MAX_WORK")
-    params = GenerationParams(
-        prompt=prompt, width=width, height=height,
-        steps=steps if steps is not None else d.steps,
-        guidance_scale=float(guidance if guidance is not None else d.guidance_scale),
-        seed=seed if seed is not None else secrets.randbelow(2**32),
-        num_images=num_images, negative_prompt=negative_prompt,
-        true_cfg_scale=float(true_cfg_scale))
-    check_budget(params, budget_for(settings.max_work, d.kind), fields)
-    return params
 
 
 def retry_after(seconds: float) -> str:
