@@ -94,7 +94,7 @@ class LoraRequest(BaseModel):
     source: StrictStr | None = Field(default=None, min_length=1, max_length=1000)
     weight: StrictFloat | None = Field(default=None, ge=-4, le=4, description="default 1.0")
     adapter_name: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    weight_name: StrictStr | None = Field(default=None, max_length=300)
+    weight_name: StrictStr | None = Field(default=None, min_length=1, max_length=300)
     lora_name: StrictStr | None = Field(default=None, min_length=1, max_length=1000,
                                         description="another name for source")
     lora_weight: StrictFloat | None = Field(default=None, ge=-4, le=4,
