@@ -21,9 +21,10 @@ TMP_MOUNT = "/tmp"
 API_KEYS_ENV = "FLUX_API_KEYS_FILE"
 
 
-def server_env(preset: Preset, name: str) -> list[dict[str, Any]]:
+def server_env(preset: Preset, name: str, port: int = common.HTTP_PORT
+               ) -> list[dict[str, Any]]:
     """The container's variables, sorted by name; secrets only as references."""
-    plain = {"PORT": str(common.HTTP_PORT), "HOME": TMP_MOUNT, "HF_HOME": common.HF_CACHE_MOUNT,
+    plain = {"PORT": str(port), "HOME": TMP_MOUNT, "HF_HOME": common.HF_CACHE_MOUNT,
              **preset.server.container_env(), **preset.scale_env(), **preset.env}
     if preset.gpus:
         plain["FLUX_REQUIRE_GPU"] = "1"
@@ -60,7 +61,7 @@ def pod_security(preset: Preset) -> dict[str, Any]:
 
 
 def server_container(preset: Preset, name: str, image: str, resources: PodResources,
-                     *, with_probes: bool = True) -> dict[str, Any]:
+                     *, port: int = common.HTTP_PORT) -> dict[str, Any]:
     """The `server` container: image, port, env, probes, resources, security, mounts."""
     mounts: list[dict[str, Any]] = [{"name": "hf-cache", "mountPath": common.HF_CACHE_MOUNT},
               {"name": "tmp", "mountPath": TMP_MOUNT}]
@@ -69,12 +70,10 @@ def server_container(preset: Preset, name: str, image: str, resources: PodResour
     container: dict[str, Any] = {
         "name": "server", "image": image,
         "imagePullPolicy": "Always" if preset.pull == "always" else "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": common.HTTP_PORT, "protocol": "TCP"}],
-        "env": server_env(preset, name),
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "env": server_env(preset, name, port),
         "resources": resources.as_k8s(common.section(preset).gpu_resource),
-        "securityContext": container_security(), "volumeMounts": mounts}
-    if with_probes:
-        container.update(probes(preset))
+        "securityContext": container_security(), "volumeMounts": mounts, **probes(preset)}
     return container
 
 

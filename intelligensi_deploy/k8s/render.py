@@ -2,34 +2,16 @@
 
 Without `scale:` a Deployment, a Service and a PersistentVolumeClaim; with it a KubeRay
 RayService and a Service for its endpoint. Keys are sorted and nothing depends on the clock,
-so rendering twice gives the same bytes (tests/unit/test_k8s_golden.py).
+so rendering twice gives the same bytes (tests/k8s/test_k8s_golden.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from intelligensi_deploy.k8s import common, workload
+from intelligensi_deploy.k8s import common, rayservice, workload
+from intelligensi_deploy.k8s.render_types import Manifest
 from intelligensi_deploy.presets import Preset
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One rendered object and the file it goes in."""
-
-    filename: str
-    obj: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.obj["kind"])
-
-    def text(self, header: str) -> str:
-        return header + yaml.safe_dump(self.obj, sort_keys=True, default_flow_style=False)
 
 
 def render(preset: Preset, source: str, *, name: str | None = None,
@@ -37,11 +19,8 @@ def render(preset: Preset, source: str, *, name: str | None = None,
     """Every object for `preset`, in apply order; K8sRenderError names what cannot render."""
     name = common.check_name(name or preset.name)
     chosen = common.resolve_image(preset, source, image)
-    if preset.scale is not None:
-        raise common.K8sRenderError(
-            f"{source}: scale: a preset with scale: renders a KubeRay RayService, which this "
-            "version does not render yet; allowed: a preset without scale:",
-            fix="remove scale: to render one Deployment with one pod")
+    if preset.scale is not None and preset.scale.bounds(_gpus(preset))[1] > 1:
+        return rayservice.manifests(preset, name, chosen)
     return [Manifest("10-persistentvolumeclaim.yaml", workload.cache_claim(preset, name)),
             Manifest("20-deployment.yaml", workload.deployment(preset, name, chosen)),
             Manifest("30-service.yaml", workload.service(preset, name))]
@@ -69,3 +48,10 @@ def write_tree(manifests: list[Manifest], preset: Preset, name: str, out: Path) 
         path.write_text(manifest.text(header(preset, name)), encoding="utf-8")
         written.append(path)
     return written
+
+
+def _gpus(preset: Preset) -> int:
+    """GPUs per machine, as check_scale counts them."""
+    if preset.lambda_ is not None:
+        return preset.lambda_.gpu_count()
+    return (preset.scale.replicas_per_node if preset.scale else None) or 1

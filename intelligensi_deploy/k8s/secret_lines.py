@@ -5,7 +5,7 @@ YAML, or any process's argv (`printf` is a shell builtin). Pure.
 
 from __future__ import annotations
 
-from intelligensi_deploy.k8s import common
+from intelligensi_deploy.k8s import common, rayservice
 from intelligensi_deploy.presets import Preset
 
 API_KEY_ENV = "FLUX_API_KEY"
@@ -26,4 +26,11 @@ def secret_lines(preset: Preset, name: str) -> list[str]:
                   (f"test -n \"${{{API_KEY_ENV}-}}\" && printf '%s\\n' \"${API_KEY_ENV}\" | kubectl create secret generic "
                    f"{common.api_keys_secret(name)} --namespace {namespace} "
                    "--from-file=api-keys=/dev/stdin")]
+    if preset.scale is not None:
+        lines += [(f"# Ray's cluster token (RAY_AUTH_MODE=token); export "
+                   f"{rayservice.RAY_TOKEN_ENV}=$(openssl rand -hex 32)"),
+                  (f"test -n \"${{{rayservice.RAY_TOKEN_ENV}-}}\" && printf %s "
+                   f"\"${rayservice.RAY_TOKEN_ENV}\" | kubectl create secret generic "
+                   f"{rayservice.ray_token_secret(name)} --namespace {namespace} "
+                   f"--from-file={rayservice.RAY_TOKEN_KEY}=/dev/stdin")]
     return lines

@@ -28,6 +28,7 @@ class ScaleSettings:
     replica_resource: str = GPU_RESOURCE  # "GPU" in production; a custom resource in tests
     ray_address: str | None = None  # None: start a local Ray; "auto" or host:port: join one
     replica_cpus: float = 1.0
+    serve_managed: bool = False  # KubeRay deploys the application (serve_app.build): join it
 
     @property
     def enabled(self) -> bool:
@@ -65,7 +66,8 @@ class ScaleSettings:
 def scale_from_env(env: Mapping[str, str], queue_size: int = 16) -> ScaleSettings:
     """FLUX_REPLICAS (fixed count) or FLUX_MIN_REPLICAS / FLUX_MAX_REPLICAS (autoscaling),
     FLUX_TARGET_ONGOING_REQUESTS, FLUX_MAX_QUEUED_REQUESTS (default FLUX_QUEUE_SIZE),
-    FLUX_MIN_READY (default the minimum), FLUX_REPLICA_RESOURCE, FLUX_RAY_ADDRESS."""
+    FLUX_MIN_READY (default the minimum), FLUX_REPLICA_RESOURCE, FLUX_RAY_ADDRESS,
+    FLUX_SERVE_MANAGED (1: the application is deployed from a RayService's serveConfigV2)."""
     replicas = number_from(env, "FLUX_REPLICAS", int, 0, 1)
     min_default = replicas or 1
     min_replicas = number_from(env, "FLUX_MIN_REPLICAS", int, min_default, 1)
@@ -94,4 +96,5 @@ def scale_from_env(env: Mapping[str, str], queue_size: int = 16) -> ScaleSetting
                                         1),
         min_ready=min_ready, replica_resource=resource,
         ray_address=env.get("FLUX_RAY_ADDRESS", "").strip() or None,
-        replica_cpus=number_from(env, "FLUX_REPLICA_CPUS", float, 1.0, 0.0))
+        replica_cpus=number_from(env, "FLUX_REPLICA_CPUS", float, 1.0, 0.0),
+        serve_managed=env.get("FLUX_SERVE_MANAGED", "").strip() == "1")

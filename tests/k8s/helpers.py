@@ -48,7 +48,7 @@ image: ghcr.io/acme/flux-server:2.0
 server: {model: black-forest-labs/FLUX.1-schnell, memory: gpu}
 ready_timeout: 905
 """
-RENDERABLE = [p for p in LAMBDA_PRESETS if load_preset(p).scale is None]
+RENDERABLE = LAMBDA_PRESETS  # with scale: a RayService (test_k8s_rayservice.py)
 
 
 def is_core(manifest: Manifest) -> bool:

@@ -24,6 +24,10 @@ from tests.k8s.helpers import (
 
 
 def _container(objs: dict) -> dict:
+    """The server's container: the Deployment's, or the one beside a RayService's Ray head."""
+    if "RayService" in objs:
+        head = objs["RayService"]["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]
+        return next(c for c in head["spec"]["containers"] if c["name"] == "server")
     return objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
 
 
