@@ -41,6 +41,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
 )
 from intelligensi_deploy import cli_cloud, cli_shell  # after cli_params.install()
+from intelligensi_deploy.cli_fs import fs_app  # after cli_params.install()
 from intelligensi_deploy.cli_k8s import k8s_app  # after cli_params.install()
 from intelligensi_deploy.cli_key import cert, key_app  # after cli_params.install()
 from intelligensi_deploy.cli_presets_image import (  # after cli_params.install()
@@ -52,6 +53,7 @@ from intelligensi_deploy.cli_presets_image import (  # after cli_params.install(
 app.add_typer(presets_app, name="presets")
 app.add_typer(image_app, name="image")
 app.add_typer(key_app, name="key")
+app.add_typer(fs_app, name="fs")
 app.add_typer(k8s_app, name="k8s")
 
 NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "
@@ -92,11 +94,14 @@ def up(
     limit_max: str | None = typer.Option(None, "--limit-max", metavar="DURATION",
                                          help="Terminate this long after launch (8h; off). "
                                          "Beats FLUXDEPLOY_LIMIT_MAX and limits.max_duration."),
+    wait: bool = typer.Option(False, "--wait", help="No capacity where the preset (and its "
+                              "file system) may launch: ask again every "
+                              "$FLUXDEPLOY_CAPACITY_POLL_S seconds (60) until there is."),
 ) -> None:
     """Launch (or resume) a deployment and wait until the server is ready. On Lambda, the
     price is shown (and on a terminal, asked about) before anything bills."""
     from intelligensi_deploy.bundle.settings import parse_flags  # lazy: pydantic
-    from intelligensi_deploy.cli_output import approver  # lazy: start-up of --help
+    from intelligensi_deploy.cli_output import approver, capacity_poll_s  # lazy: start-up
     from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
     from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
     from intelligensi_deploy.preset_paths import preset_reference  # lazy: start-up of --help
@@ -111,7 +116,8 @@ def up(
             dep = dispatch.up(loaded, name=name, store=_store(), ui=ui, force=force,
                               ssh_host=host, preset_ref=preset_reference(preset),
                               build_flags=flags, approve=approver(yes),
-                              limit_flags={"idle": limit_idle, "max_duration": limit_max})
+                              limit_flags={"idle": limit_idle, "max_duration": limit_max},
+                              wait_capacity_s=capacity_poll_s() if wait else None)
     except Interrupted:
         ui.close()
         typer.echo("What was done is recorded: run the same command again to resume, or "
@@ -141,8 +147,12 @@ def down(
                                         "the account that no deployment here records (see "
                                         "`fluxdeploy instances`)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="With --instance: do not ask."),
+    delete_file_system: bool = typer.Option(False, "--delete-file-system", help="Also "
+                                            "delete the deployment's Lambda file system (its "
+                                            "cached weights); kept by default."),
 ) -> None:
-    """Remove the container and terminate the instance (and the firewall rule `up` added)."""
+    """Remove the container and terminate the instance (and the firewall rule `up` added).
+    The deployment's Lambda file system is kept unless --delete-file-system."""
     from intelligensi_deploy.cli_output import approver  # lazy: start-up of --help
     from intelligensi_deploy.console import ConsoleReporter  # lazy: rich
     from intelligensi_deploy.deploy import dispatch  # lazy: httpx, paramiko
@@ -152,7 +162,8 @@ def down(
         return
     dep = _resolve(name)
     ui = ConsoleReporter()
-    if dispatch.down(dep, store=_store(), ui=ui) is not None:
+    if dispatch.down(dep, store=_store(), ui=ui,
+                     delete_file_system=delete_file_system) is not None:
         ui.step(f"Deployment {dep.name!r} is down")
 
 

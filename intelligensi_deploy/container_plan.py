@@ -19,6 +19,7 @@ from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.docker_args import ContainerSpec, registry_of
 
 CONTAINER_PORT = 8000
+LAMBDA_NFS = "/lambda/nfs"  # where Lambda mounts a file system (its default mount_point)
 
 
 class ContainerAction(str, Enum):
@@ -137,13 +138,13 @@ def secrets_volumes(preset: Preset, name: str) -> list[tuple[str, str]]:
     return [(names.secrets_volume(name), f"{names.SECRETS_MOUNT}:ro")]
 
 
-def hf_cache_path(preset: Preset) -> str | None:
-    """Host path for the Hugging Face cache: the preset's, or the Lambda file system's."""
+def hf_cache_path(preset: Preset, deployment: str) -> str | None:
+    """Host path for the Hugging Face cache: the preset's, or on the deployment's Lambda
+    file system (mounted at /lambda/nfs/<name>, as Lambda mounts it)."""
     if preset.hf_cache:
         return preset.hf_cache
-    if preset.lambda_ and preset.lambda_.file_system:
-        return f"/lambda/nfs/{preset.lambda_.file_system}/huggingface"
-    return None
+    file_system = preset.lambda_.file_system_for(deployment) if preset.lambda_ else None
+    return f"{LAMBDA_NFS}/{file_system}/huggingface" if file_system else None
 
 
 def needs_registry_login(image: str, token: secrets.Token | None) -> bool:

@@ -60,6 +60,11 @@ def secrets_volume(deployment: str) -> str:
     return f"{PREFIX}-{deployment}-secrets"
 
 
+def file_system_name(deployment: str) -> str:
+    """The Lambda file system `file_system: auto` gives a deployment (its HF cache)."""
+    return f"{PREFIX}-{deployment}"
+
+
 def watchdog_name(deployment: str) -> str:
     """The container that enforces the deployment's limits (on node 1 of a cluster)."""
     return f"{PREFIX}-{deployment}-watchdog"

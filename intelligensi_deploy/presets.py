@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from intelligensi_deploy import names
 from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
 from intelligensi_deploy.preset_kubernetes import KubernetesSection
 from intelligensi_deploy.preset_limits import LimitsSection, check_limits
@@ -52,6 +54,9 @@ FLUX_PEAK_GB: dict[tuple[str, bool], float] = {
 }
 
 
+FILE_SYSTEM_NAME = re.compile(r"(?=.{1,60}$)[a-zA-Z]+[0-9a-zA-Z-]*")  # POST /filesystems: name
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -62,7 +67,25 @@ class LambdaSettings(_Strict):
     instance_type: str = Field(pattern=r"^gpu_\d+x_[a-z0-9_]+$")
     regions: list[str] = Field(default_factory=list, description="preference order; empty: any")
     ssh_key_name: str = Field(min_length=1, description="name of an SSH key in your Lambda account")
-    file_system: str | None = Field(None, description="Lambda file system for the HF cache")
+    file_system: str | None = Field(
+        None, description="Lambda file system for the HF cache: `auto` (one per deployment, "
+        "fluxdeploy-<name>), `none`, or a file system's name; it pins the launch region")
+
+    @field_validator("file_system")
+    @classmethod
+    def _file_system(cls, value: str | None) -> str | None:
+        if value is None or value in ("auto", "none") or FILE_SYSTEM_NAME.fullmatch(value):
+            return value
+        raise ValueError("must be `auto`, `none`, or a Lambda file system name: a letter "
+                         "first, then letters, digits and dashes, 60 characters at most "
+                         "(Lambda's rule)")
+
+    def file_system_for(self, deployment: str) -> str | None:
+        """The file system a deployment named `deployment` mounts (None: none)."""
+        if self.file_system in (None, "none"):
+            return None
+        return names.file_system_name(deployment) if self.file_system == "auto" \
+            else self.file_system
 
     def gpu_count(self) -> int:
         return int(self.instance_type.split("_")[1].rstrip("x"))
@@ -177,6 +200,11 @@ class Preset(_Strict):
             self.server.speed.check_gpu(self.lambda_.instance_type, facts[1] if facts else None)
             _check_fits_gpu(self.lambda_, self.server)
         check_scale(self)
+        if self.scale is not None and self.scale.nodes > 1 and self.lambda_ is not None \
+                and self.lambda_.file_system not in (None, "none"):
+            raise ValueError("lambda.file_system on a multi-VM cluster (scale.nodes > 1) is "
+                             "not supported yet: each node keeps its own HF cache; set "
+                             "`file_system: none`")
         check_limits(self.limits, self.provider, self.ready_timeout)
         return self
 

@@ -221,6 +221,11 @@ class LambdaClient:
                           json={"name": name, "region": region}, idempotent=False)
         return FileSystem.from_api(data)
 
+    def delete_file_system(self, fs_id: str) -> None:
+        """Delete a file system (Lambda refuses while an instance mounts it)."""
+        self._call("DELETE", f"/filesystems/{quote(fs_id, safe='')}",
+                   f"Deleting file system {fs_id}")
+
     def firewall_rules(self) -> list[FirewallRule]:
         data = self._call("GET", "/firewall-rules", "Reading firewall rules")
         return [FirewallRule.from_api(item) for item in data]

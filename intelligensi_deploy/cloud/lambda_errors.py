@@ -78,6 +78,13 @@ class FirewallRulesetInUse(LambdaAPIError):
     doc = "firewall-rulesets"
 
 
+class FileSystemInUse(LambdaAPIError):
+    code = "filesystems/filesystem-in-use"
+    default_fix = ("Terminate the instances that mount it (`fluxdeploy down`), wait until "
+                   "Lambda shows them terminated, then delete it again.")
+    doc = "file-systems"
+
+
 class LambdaUnavailable(LambdaAPIError):
     """No usable answer after retries: rate limited, server errors or network failures."""
 
@@ -88,7 +95,7 @@ class LambdaUnavailable(LambdaAPIError):
 ERRORS_BY_CODE: dict[str, type[LambdaAPIError]] = {
     cls.code: cls for cls in (InvalidAPIKey, InvalidParameters, InsufficientCapacity,
                               QuotaExceeded, ObjectNotFound, FileSystemInWrongRegion,
-                              AccountInactive, FirewallRulesetInUse)
+                              AccountInactive, FirewallRulesetInUse, FileSystemInUse)
     if cls.code
 }
 
@@ -104,6 +111,8 @@ WHAT_WENT_WRONG: dict[str, str] = {
     "global/account-inactive": "Your Lambda account is inactive",
     "firewall-rulesets/firewall-ruleset-in-use": "The firewall ruleset is still attached to "
                                                  "an instance that is not terminated yet",
+    "filesystems/filesystem-in-use": "The file system is still mounted by an instance that "
+                                     "is not terminated yet",
 }
 
 

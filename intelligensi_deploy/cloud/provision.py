@@ -243,12 +243,18 @@ def _no_capacity(client: LambdaClient, instance_type: str, preferred: Sequence[s
     if tried:
         message += f" (launch refused for lack of capacity in {', '.join(tried)})"
     if fs_region is not None:
-        message += f"; the file system {file_system!r} pins the launch to {fs_region}"
+        message += (f"; the file system {file_system!r} (the cached weights) pins the launch "
+                    f"to {fs_region}")
     message += f". Capacity now: {alternatives}."
-    return NoCapacity(message,
-                      fix="Add a region with capacity to the preset's regions, choose another "
-                          "preset or instance type, or try again in a few minutes.",
-                      doc="lambda-capacity")
+    if fs_region is not None:
+        fix = (f"Either wait for {fs_region}: `fluxdeploy up --wait` asks again every minute "
+               "until it has capacity (the weights are there: no download). Or launch where "
+               "there is capacity with a new file system: set `file_system:` to a new name "
+               "(or `none`) in the preset, and the weights are downloaded once more there.")
+    else:
+        fix = ("Add a region with capacity to the preset's regions, choose another preset or "
+               "instance type, try again in a few minutes, or `fluxdeploy up --wait`.")
+    return NoCapacity(message, fix=fix, doc="lambda-capacity")
 
 
 # --------------------------------------------------------------------------- boot wait

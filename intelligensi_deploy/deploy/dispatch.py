@@ -10,6 +10,7 @@ from intelligensi_deploy import names, secrets
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.deploy.cluster_down import down_cluster
 from intelligensi_deploy.deploy.cluster_up import up_cluster
+from intelligensi_deploy.deploy.file_system import settle_file_system
 from intelligensi_deploy.deploy.launch import Approve
 from intelligensi_deploy.deploy.reporter import Reporter
 from intelligensi_deploy.deploy.single import down_single, up_single
@@ -55,6 +56,7 @@ def up(
     boot_timeout: float = 1800.0, ssh_timeout: float = 300.0, preset_ref: str | None = None,
     build_flags: Mapping[str, str] | None = None, approve: Approve | None = None,
     limit_flags: Mapping[str, str | None] | None = None,
+    wait_capacity_s: float | None = None,
 ) -> Deployment:
     """Deploy `preset` as deployment `name` (default: the preset's name), resuming if recorded.
 
@@ -63,7 +65,8 @@ def up(
     `--build KEY=VALUE` overrides of the preset's build section (image: bundled). `approve`
     is asked after the price line, before an instance is launched (None: go ahead).
     `limit_flags` (`idle`, `max_duration`: `--limit-idle`, `--limit-max`) override the
-    preset's limits, as FLUXDEPLOY_LIMIT_* do.
+    preset's limits, as FLUXDEPLOY_LIMIT_* do. `wait_capacity_s`: wait for capacity in the
+    regions the preset (and its file system) allow, asking that often (one VM only).
     """
     limits = resolve_limits(preset.limits, limit_flags or {}, environ,
                             provider=preset.provider, ready_timeout=preset.ready_timeout)
@@ -81,7 +84,7 @@ def up(
                           ssh_timeout=ssh_timeout, approve=approve, limits=limits)
     return up_single(preset, tracker, ui, client, force=force, environ=environ,
                      build_flags=build_flags, boot_timeout=boot_timeout, ssh_timeout=ssh_timeout,
-                     approve=approve, limits=limits)
+                     approve=approve, limits=limits, wait_capacity_s=wait_capacity_s)
 
 
 def _tracker(preset: Preset, name: str, store: StateStore, ui: Reporter, *, force: bool,
@@ -109,13 +112,20 @@ def _tracker(preset: Preset, name: str, store: StateStore, ui: Reporter, *, forc
 def down(
     dep: Deployment, *, store: StateStore, ui: Reporter,
     lambda_client: Callable[[], LambdaClient] | None = None,
+    delete_file_system: bool = False,
 ) -> Deployment | None:
-    """Remove the container, terminate the instance, remove the firewall rule `up` added.
+    """Remove the container, terminate the instance, remove the firewall rule `up` added;
+    keep the file system unless `delete_file_system`.
 
     Returns the record, saved with phase `down`. A record that holds nothing (never launched,
     or already down) is forgotten instead, without asking the cloud or connecting anywhere:
-    its file is deleted and None is returned.
+    its file is deleted and None is returned. With `delete_file_system`, its file system
+    (which outlives the instances) is deleted first.
     """
+    if delete_file_system and dep.file_system and not dep.holds_resources:
+        settle_file_system(Tracker(store, dep), ui, (lambda_client or LambdaClient.from_env)(),
+                           delete=True)
+        dep = store.load(dep.name) or dep
     if not dep.holds_resources:
         store.delete(dep.name)
         what = "nothing was launched for it" if dep.active else "it was already down"
@@ -123,5 +133,9 @@ def down(
         return None
     client = (lambda_client or LambdaClient.from_env)() if dep.provider == "lambda" else None
     if dep.nodes and client is not None:
-        return down_cluster(dep, store, ui, client)
-    return down_single(dep, Tracker(store, dep), ui, client)
+        done = down_cluster(dep, store, ui, client)
+    else:
+        done = down_single(dep, Tracker(store, dep), ui, client)
+    tracker = Tracker(store, done)
+    settle_file_system(tracker, ui, client, delete_file_system)
+    return tracker.dep

@@ -52,10 +52,13 @@ def approve_launch(types: Sequence[InstanceType], instance_type: str, regions: S
 def provision_lambda(
     preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient, boot_timeout: float,
     approve: Approve | None = None, limits: LimitsSection | None = None,
+    wait_capacity_s: float | None = None,
 ) -> None:
     """Reuse the recorded instance if it still exists, else launch one (after the price line
     and, on a terminal, `approve`) with the deployment's firewall ruleset; wait until
-    active. A launch that launched nothing deletes the ruleset it made."""
+    active. A launch that launched nothing deletes the ruleset it made. `wait_capacity_s`
+    (`up --wait`): when no region it may use has capacity, ask again that often until one
+    has (Ctrl-C stops), instead of failing."""
     assert preset.lambda_ is not None
     machine = preset.lambda_
     dep = tracker.dep
@@ -75,23 +78,37 @@ def provision_lambda(
                                limits or LimitsSection())
         ensure_account_key(client, machine.ssh_key_name, preset.ssh.key_path, ui)
         ui.detail(f"regions in order: {', '.join(machine.regions) or 'any with capacity'}")
+        file_system = machine.file_system_for(tracker.dep.name)
+        if file_system:
+            ui.detail(f"file system {file_system} holds the HF cache (made in the launch "
+                      "region if new; an existing one pins the region)")
 
         def launched(instance_id: str, region: str) -> None:
             tracker.record(instance_id=instance_id, region=region, phase="booting",
-                           launched_at=time.time(), price_cents_per_hour=cents)
+                           launched_at=time.time(), price_cents_per_hour=cents,
+                           file_system=machine.file_system_for(tracker.dep.name))
             ui.detail(f"launched {instance_id} in {region}; recorded (billing starts now; "
                       "`fluxdeploy down` terminates it)")
 
-        try:
-            provision.launch_first_available(
-                client, machine.instance_type, machine.regions, machine.ssh_key_name,
-                name=names.instance_name(tracker.dep.name), file_system=machine.file_system,
-                tags=names.instance_tags(tracker.dep.name), instance_types=types,
-                on_launched=launched,
-                firewall_rulesets=ruleset_hook(preset, tracker, ui, client))
-        except FluxdeployError:
-            drop_unused_ruleset(tracker, client, ui)
-            raise
+        while True:
+            try:
+                provision.launch_first_available(
+                    client, machine.instance_type, machine.regions, machine.ssh_key_name,
+                    name=names.instance_name(tracker.dep.name),
+                    file_system=machine.file_system_for(tracker.dep.name),
+                    tags=names.instance_tags(tracker.dep.name), on_launched=launched,
+                    firewall_rulesets=ruleset_hook(preset, tracker, ui, client))
+                break
+            except provision.NoCapacity as exc:
+                if wait_capacity_s is None:
+                    drop_unused_ruleset(tracker, client, ui)
+                    raise
+                ui.detail(f"{exc.message.split('. Capacity now')[0]}: asking again in "
+                          f"{wait_capacity_s:.0f} s (--wait; Ctrl-C stops)")
+                client.pause(wait_capacity_s)
+            except FluxdeployError:
+                drop_unused_ruleset(tracker, client, ui)
+                raise
     instance_id = tracker.dep.instance_id
     assert instance_id is not None
     ui.step("Waiting for the instance to be active (boot takes minutes)")

@@ -51,12 +51,13 @@ from intelligensi_deploy.watchdog_plan import DEFAULT_INTERVAL_S, WatchPlan
 def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClient | None, *,
               force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None,
               boot_timeout: float, ssh_timeout: float, approve: Approve | None = None,
-              limits: LimitsSection | None = None) -> Deployment:
+              limits: LimitsSection | None = None,
+              wait_capacity_s: float | None = None) -> Deployment:
     """The machine (launched on Lambda when `client` is given), its container, the watchdog
     of its `limits` (Lambda only), `/ready`."""
     if client is not None:
         provision_lambda(preset, tracker, ui, client, boot_timeout, approve,
-                         limits or LimitsSection())
+                         limits or LimitsSection(), wait_capacity_s)
     host = connect_waiting(tracker, ui, ssh_timeout)
     try:
         tracker.update(phase="deploying")
@@ -95,7 +96,7 @@ def deploy_container(
     plan = bundled_plan(preset, build_flags, environ, recorded)
     image = plan.tag if plan else preset.image
     built = {"build_settings": record_of(preset.build, settings)} if settings else {}
-    spec = container_spec(preset, name, env_file, hf_cache_path(preset), image=image)
+    spec = container_spec(preset, name, env_file, hf_cache_path(preset, name), image=image)
     found = docker.inspect(spec.name)
     existing = ContainerFacts.from_inspect(found) if found else None
     if existing is not None:

@@ -412,6 +412,7 @@ class FakeLambda:
             "deleteSSHKey": self._delete_ssh_key,
             "listFilesystems": self._list_file_systems,
             "createFilesystem": self._create_file_system,
+            "filesystemDelete": self._delete_file_system,
             "firewallRulesList": self._get_firewall_rules,
             "firewallRulesSet": self._put_firewall_rules,
             **self.rulesets.routes(),
@@ -586,7 +587,24 @@ class FakeLambda:
         return {}
 
     def _list_file_systems(self, _body: Any) -> list[dict[str, Any]]:
-        return list(self.file_systems.values())
+        return [fs | {"is_in_use": self._mounted(fs["name"])}
+                for fs in self.file_systems.values()]
+
+    def _mounted(self, name: str) -> bool:
+        """Whether an instance that is not terminated mounts the file system `name`."""
+        return any(name in i.file_system_names and self._status(i) != "terminated"
+                   for i in self.instances.values())
+
+    def _delete_file_system(self, _body: Any, fs_id: str) -> dict[str, Any]:
+        fs = self.file_systems.get(fs_id)
+        if fs is None:
+            raise ApiError(404, "global/object-does-not-exist", "Filesystem was not found.")
+        if self._mounted(fs["name"]):
+            raise ApiError(400, "filesystems/filesystem-in-use",
+                           "Filesystem is in use by one or more instances.",
+                           "Terminate the instances that use it before deleting it.")
+        del self.file_systems[fs_id]
+        return {"deleted_ids": [fs_id]}
 
     def _create_file_system(self, body: dict[str, Any]) -> dict[str, Any]:
         _require_fields(body, ("name", "region"))

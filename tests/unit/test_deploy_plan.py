@@ -14,7 +14,7 @@ from intelligensi_deploy.container_plan import (
 )
 from intelligensi_deploy.health import ReadyStatus
 from intelligensi_deploy.names import CONFIG_LABEL
-from intelligensi_deploy.presets import load_preset, parse_preset
+from intelligensi_deploy.presets import PresetError, load_preset, parse_preset
 from intelligensi_deploy.secrets import Token
 
 READY = ReadyStatus.parse(200, {"state": "ready"})
@@ -94,7 +94,26 @@ def test_hf_cache_on_the_lambda_file_system() -> None:
     preset = parse_preset(
         "provider: lambda\nlambda: {instance_type: gpu_1x_h100_pcie, ssh_key_name: k, "
         "file_system: flux-cache}\nimage: x\n", source="p.yaml")
-    assert hf_cache_path(preset) == "/lambda/nfs/flux-cache/huggingface"
+    assert hf_cache_path(preset, "web") == "/lambda/nfs/flux-cache/huggingface"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("auto", "/lambda/nfs/fluxdeploy-web/huggingface"), ("none", None), (None, None)])
+def test_file_system_auto_is_the_deployments_own(value: str | None, expected: str | None
+                                                 ) -> None:
+    fs = "null" if value is None else value
+    preset = parse_preset(
+        "provider: lambda\nlambda: {instance_type: gpu_1x_a10, ssh_key_name: k, "
+        f"file_system: {fs}}}\nimage: x\n", source="p.yaml")
+    assert hf_cache_path(preset, "web") == expected
+
+
+@pytest.mark.parametrize("bad", ["1cache", "flux_cache", "a" * 61, "my cache"])
+def test_a_file_system_name_lambda_would_refuse_is_refused_here(bad: str) -> None:
+    with pytest.raises(PresetError) as caught:
+        parse_preset("provider: lambda\nlambda: {instance_type: gpu_1x_a10, ssh_key_name: k, "
+                     f"file_system: '{bad}'}}\nimage: x\n", source="p.yaml")
+    assert "file_system" in str(caught.value) and "auto" in str(caught.value)
 
 
 def test_registry_login_only_when_needed() -> None:
