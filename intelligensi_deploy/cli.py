@@ -124,6 +124,10 @@ def up(
                    "`fluxdeploy down` to clean up.", err=True)
         raise
     ui.step(f"Ready: deployment {dep.name!r}, model {loaded.server.model}")
+    if dep.timeline:
+        from intelligensi_deploy.timeline import describe  # lazy: start-up of --help
+
+        ui.detail(describe(dep.timeline))
     if dep.provider == "local":
         typer.echo(f"URL: http://127.0.0.1:{dep.port}   Try: fluxdeploy generate \"a red fox\"")
     elif dep.exposure == "public":

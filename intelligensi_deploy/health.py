@@ -37,6 +37,7 @@ class ReadyStatus:
     unreachable: str | None = None
     cluster: dict[str, Any] | None = None  # a Ray Serve cluster's replicas (docs/contract.md)
     activity: dict[str, Any] | None = None  # requests in flight and idle time (the idle limit)
+    phases: dict[str, float] = field(default_factory=dict)  # phase_elapsed_s: seconds each
 
     @classmethod
     def parse(cls, http_status: int, body: Any) -> ReadyStatus:
@@ -54,6 +55,8 @@ class ReadyStatus:
             error=body.get("error") or None,
             cluster=body.get("cluster") if isinstance(body.get("cluster"), dict) else None,
             activity=body.get("activity") if isinstance(body.get("activity"), dict) else None,
+            phases={str(k): float(v) for k, v in (body.get("phase_elapsed_s") or {}).items()
+                    if isinstance(v, (int, float))},
         )
 
     @property

@@ -84,6 +84,7 @@ class Deployment(BaseModel):
     port: int = 8000
     exposure: Literal["tunnel", "public"] = "tunnel"
     auth: bool = False  # the server checks API keys; the key is beside this record (api_keys.py)
+    timeline: dict[str, Any] = {}  # where the time to ready went (timeline.py)
     file_system: str | None = None  # the Lambda file system holding the HF cache (kept by down)
     tls_cert: str | None = None  # HTTPS: the server's certificate (PEM), pinned (tls_pin.py)
     tls_fingerprint: str | None = None  # its SHA-256 fingerprint, as clients compare it

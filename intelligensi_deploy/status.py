@@ -13,6 +13,7 @@ from typing import Any
 
 from intelligensi_deploy.cost import record_spend
 from intelligensi_deploy.state_records import holds_resources, nothing_launched_message
+from intelligensi_deploy.timeline import describe
 
 
 def record_status(record: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -20,6 +21,8 @@ def record_status(record: Mapping[str, Any], now: float | None = None) -> dict[s
     (status_live.py); with what it costs (`cost`: price per hour, uptime, spend so far)."""
     report = _seen(record)
     report["cost"] = record_spend(record, time.time() if now is None else now)
+    report["timeline"] = dict(record.get("timeline") or {})
+    report["time_to_ready"] = describe(report["timeline"])
     return report
 
 

@@ -32,6 +32,8 @@ def render(reports: list[dict[str, Any]]) -> None:
                       describe_spend(r.get("cost")))
     console.print(table)
     for r in reports:
+        if r.get("time_to_ready") and r["phase"] != "down":
+            console.print(f"{r['name']}: {r['time_to_ready']} (the last `up` that started it)")
         if r.get("watchdog_line"):
             console.print(f"{r['name']}: {r['watchdog_line']}")
         if r.get("nodes"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from intelligensi_deploy import names, secrets
 from intelligensi_deploy.bundle.settings import record_of
@@ -45,6 +46,7 @@ from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.remote.host_protocol import Host
 from intelligensi_deploy.remote.secret_volume import remove_volume
 from intelligensi_deploy.state import Deployment, Tracker
+from intelligensi_deploy.timeline import server_timeline
 from intelligensi_deploy.watchdog_plan import DEFAULT_INTERVAL_S, WatchPlan
 
 
@@ -54,17 +56,25 @@ def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClie
               limits: LimitsSection | None = None,
               wait_capacity_s: float | None = None) -> Deployment:
     """The machine (launched on Lambda when `client` is given), its container, the watchdog
-    of its `limits` (Lambda only), `/ready`."""
+    of its `limits` (Lambda only), `/ready`; where the time went (timeline.py)."""
+    timeline: dict[str, Any] = {}
+    started = time.monotonic()
     if client is not None:
+        launched_before = tracker.dep.instance_id
         provision_lambda(preset, tracker, ui, client, boot_timeout, approve,
                          limits or LimitsSection(), wait_capacity_s)
+        if tracker.dep.instance_id != launched_before:  # a new instance: its launch + boot
+            timeline["launch"] = time.monotonic() - started
+    started = time.monotonic()
     host = connect_waiting(tracker, ui, ssh_timeout)
+    timeline["ssh"] = time.monotonic() - started
     try:
         tracker.update(phase="deploying")
         docker = Docker(host)
         try:
             action, image = deploy_container(preset, tracker, host, docker, ui, force=force,
-                                             environ=environ, build_flags=build_flags)
+                                             environ=environ, build_flags=build_flags,
+                                             timeline=timeline)
         except BaseException:
             if client is not None and limits is not None and limits.any:
                 ui.warn("The limits are not enforced yet (the watchdog starts with the "
@@ -76,8 +86,11 @@ def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClie
                                               environ), host, docker, ui, environ)
         if action is ContainerAction.KEEP:
             return tracker.update(phase="ready")
-        wait_until_ready(preset, tracker, host, docker, ui)
-        return tracker.dep
+        ready = wait_until_ready(preset, tracker, host, docker, ui)
+        timeline |= server_timeline(ready.phases, ready.progress)
+        if tracker.dep.file_system:
+            timeline["file_system"] = tracker.dep.file_system
+        return tracker.update(timeline=timeline)
     finally:
         host.close()
 
@@ -85,9 +98,11 @@ def up_single(preset: Preset, tracker: Tracker, ui: Reporter, client: LambdaClie
 def deploy_container(
     preset: Preset, tracker: Tracker, host: Host, docker: Docker, ui: Reporter,
     *, force: bool, environ: Mapping[str, str], build_flags: Mapping[str, str] | None = None,
+    timeline: dict[str, Any] | None = None,
 ) -> tuple[ContainerAction, str]:
     """Bring the container to the preset's configuration, reusing what is already right.
-    Returns what was done and the image the container runs."""
+    Returns what was done and the image the container runs; `timeline` gets the image
+    step's seconds and how (`present`, `pulled`, `built`)."""
     name = tracker.dep.name
     home = remote_home(host)
     env_file = names.env_file_path(home, name)
@@ -129,7 +144,10 @@ def deploy_container(
             "`fluxdeploy up --force` (the load starts over).",
             doc="still-loading",
         )
-    image_on_host(preset, plan, tracker, docker, ui, environ)
+    started = time.monotonic()
+    how = image_on_host(preset, plan, tracker, docker, ui, environ)
+    if timeline is not None:
+        timeline.update(image=time.monotonic() - started, image_how=how)
     tracker.record()  # the secrets file and the container are created from here on
     ui.step("Writing secrets to a 0600 env file on the host (never on a command line)")
     host.run(["mkdir", "-p", "-m", "700", f"{home}/{names.SECRETS_DIR}"])

@@ -81,27 +81,28 @@ def registry_login(image: str, docker: Docker, ui: Reporter, environ: Mapping[st
     docker.login(registry, user, token.value)
 
 
-def pull_image(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> None:
+def pull_image(preset: Preset, docker: Docker, ui: Reporter, environ: Mapping[str, str]) -> str:
     """The preset's image on the host: kept when present and `pull: if-missing`, else pulled
-    (after the registry login, when the image needs one)."""
+    (after the registry login, when the image needs one). Returns `present` or `pulled`."""
     if preset.pull == "if-missing" and docker.image_exists(preset.image):
         ui.step(f"Image {preset.image} is present; not pulling")
-        return
+        return "present"
     registry_login(preset.image, docker, ui, environ, preset.registry_username)
     ui.step(f"Pulling {preset.image}")
     docker.pull(preset.image, on_output=ui.detail)
+    return "pulled"
 
 
 def image_on_host(preset: Preset, plan: BuildPlan | None, tracker: Tracker, docker: Docker,
-                  ui: Reporter, environ: Mapping[str, str]) -> None:
-    """The bundled image built on the host (`plan`), or the preset's image pulled there."""
+                  ui: Reporter, environ: Mapping[str, str]) -> str:
+    """The bundled image built on the host (`plan`), or the preset's image pulled there.
+    Returns how: `present`, `built` or `pulled`."""
     if plan is not None:
-        build_on_host(plan, tracker, docker, ui)
-    else:
-        pull_image(preset, docker, ui, environ)
+        return build_on_host(plan, tracker, docker, ui)
+    return pull_image(preset, docker, ui, environ)
 
 
-def build_on_host(plan: BuildPlan, tracker: Tracker, docker: Docker, ui: Reporter) -> None:
+def build_on_host(plan: BuildPlan, tracker: Tracker, docker: Docker, ui: Reporter) -> str:
     """The bundled image on the host: reuse its tag, or stream the context and build it.
 
     A failed build records its last lines next to the deployment's state file (0600,
@@ -114,7 +115,7 @@ def build_on_host(plan: BuildPlan, tracker: Tracker, docker: Docker, ui: Reporte
         if docker.image_exists(plan.tag):
             ui.detail(f"{docker.host.label} has {plan.tag}: nothing to build")
             log_path.unlink(missing_ok=True)
-            return
+            return "present"
         ui.detail(f"building on {docker.host.label}: streaming the context ({len(plan.files)} "
                   f"files, {size / 1e6:.1f} MB) to `docker build -` over the open connection")
         started = time.monotonic()
@@ -129,6 +130,7 @@ def build_on_host(plan: BuildPlan, tracker: Tracker, docker: Docker, ui: Reporte
         raise
     log_path.unlink(missing_ok=True)
     ui.detail(f"built {plan.tag} in {time.monotonic() - started:.0f} s: {progress.summary()}")
+    return "built"
 
 
 def write_private(path: Path, text: str) -> None:

@@ -65,7 +65,9 @@ def test_the_second_vm_loads_the_weights_from_the_file_system_without_downloadin
     assert list((mount / "huggingface").rglob("*.safetensors")), "weights on the file system"
     launch = e2e.lam.calls("POST", "/instance-operations/launch")[-1]
     assert launch.body["file_system_names"] == ["fluxdeploy-e2e"]
-    print(f"\nfirst up: {downloaded} weight files downloaded\n{first[-600:]}")
+    line = next(x for x in first.splitlines() if "Time to ready" in x)
+    assert "launch + boot" in line and "image pulled" in line and "download 0 bytes" not in line
+    print(f"\nfirst up: {downloaded} weight files downloaded\n{line.strip()}")
 
     down = _check(e2e.cli("down"))
     assert "file system fluxdeploy-e2e kept" in down
@@ -75,7 +77,12 @@ def test_the_second_vm_loads_the_weights_from_the_file_system_without_downloadin
     second = _check(e2e.cli("up", "--preset", str(preset)))
     assert e2e.launches() == 2 and "created file system" not in second.lower()
     assert _weight_downloads(e2e, marker) == 0, "the second VM downloaded weights again"
-    print(f"second up: 0 weight files downloaded\n{second[-600:]}")
+    line = next(x for x in second.splitlines() if "Time to ready" in x)
+    assert "download 0 bytes (all from the file system fluxdeploy-e2e)" in line, line
+    print(f"second up: 0 weight files downloaded\n{line.strip()}")
+    status = json.loads(_check(e2e.cli("status", "--json")))["deployments"][0]
+    assert status["time_to_ready"] == line.strip()
+    assert status["timeline"]["bytes_downloaded"] == 0
     listed = json.loads(_check(e2e.cli("fs", "list", "--json")))["file_systems"]
     assert [(f["name"], f["region"], f["deployment"], f["mounted"]) for f in listed] == [
         ("fluxdeploy-e2e", REGION, "e2e", True)]
