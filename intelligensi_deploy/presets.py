@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from intelligensi_deploy import names
 from intelligensi_deploy.bundle.settings import BUNDLED, BuildSettings
+from intelligensi_deploy.preset_device_map import check_device_map, check_env_device_map
 from intelligensi_deploy.preset_kubernetes import KubernetesSection
 from intelligensi_deploy.preset_limits import LimitsSection, check_limits
 from intelligensi_deploy.preset_paths import PresetError, resolve_preset_path
@@ -119,6 +120,8 @@ class ServerSettings(_Strict):
     queue_size: int = Field(16, ge=1, le=1024)
     speed: SpeedSettings = SpeedSettings()  # preset_speed.py
 
+    _device_map = field_validator("device_map")(check_device_map)  # preset_device_map.py
+
     def container_env(self) -> dict[str, str]:
         env = {
             "FLUX_MODEL": self.model,
@@ -174,6 +177,7 @@ class Preset(_Strict):
     @field_validator("env")
     @classmethod
     def _no_secrets_in_env(cls, value: dict[str, str]) -> dict[str, str]:
+        check_env_device_map(value)  # preset_device_map.py
         leaked = sorted(SECRET_ENV_NAMES & set(value))
         if leaked:
             raise ValueError(

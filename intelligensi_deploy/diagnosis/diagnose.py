@@ -25,6 +25,7 @@ from intelligensi_deploy.diagnosis.findings import (
     make_finding,
     merge_by_id,
 )
+from intelligensi_deploy.diagnosis.load_rules import LOAD_RULES
 from intelligensi_deploy.diagnosis.loading import last_state, loading_finding, server_state
 from intelligensi_deploy.diagnosis.ray_log import ray_claims, ray_findings
 from intelligensi_deploy.redact import redact
@@ -101,8 +102,7 @@ RULES: tuple[Rule, ...] = (
           r"_limit|\brecompile storm: \d+ graphs compiled since ready"),
     _rule("compile-slow-start", r"\bwarming \d+ sizes: .*\(compile=(?:regional|full)|"
           r"\bwarming \d+/\d+ sizes: \S+ in [\d.]+s \([1-9]\d* graphs compiled\)"),
-    # diffusers
-    _rule("device-map-auto", r"\bauto not supported\. Supported strategies are"),
+    *(_rule(finding_id, regex, title=title) for finding_id, regex, title in LOAD_RULES),
     # GPU memory (the server's own fallback to a lighter strategy is not a failure)
     _rule("cuda-oom", r"CUDA out of memory with .*; falling back to", severity="info",
           title="The GPU ran out of memory; the server fell back to a lighter memory strategy"),
