@@ -59,6 +59,8 @@ def classify(source: str, lora_dir: str, allow: tuple[str, ...]) -> HubSource | 
 
     A relative `owner/name` is a hub id; any other relative source is a name inside
     FLUX_LORA_DIR. Nothing on the disk is read but to resolve symlinks."""
+    if "\x00" in source or not _encodable(source):  # no file system takes these
+        raise refused(lora_dir)
     if not source.startswith(("/", ".", "~")) and HUB_ID.match(source) and ".." not in source:
         if allow and not any(fnmatch.fnmatchcase(source, pattern) or
                              (pattern.endswith("/") and source.startswith(pattern))
@@ -69,15 +71,25 @@ def classify(source: str, lora_dir: str, allow: tuple[str, ...]) -> HubSource | 
     root = os.path.realpath(lora_dir)
     candidate = source if source.startswith("/") else os.path.join(root, source)
     resolved = os.path.realpath(candidate)
-    if "\x00" in source or not inside(resolved, root):
+    if not inside(resolved, root):
         raise refused(lora_dir)
     return LocalSource(resolved)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    return True
 
 
 def check_weight_name(weight_name: str | None) -> None:
     """Only `.safetensors` file names; no way out of the folder or repo."""
     if weight_name is None:
         return
+    if "\x00" in weight_name or not _encodable(weight_name):
+        raise InputError("weight_name", "must be a file name inside the LoRA folder or repo")
     if not weight_name.endswith(SAFETENSORS):
         raise InputError("weight_name", PICKLE)
     if weight_name.startswith("/") or ".." in PurePosixPath(weight_name).parts:
@@ -110,6 +122,15 @@ def choose_weights(files: list[str], weight_name: str | None, where: str) -> str
 def local_weights(source: LocalSource, weight_name: str | None, lora_dir: str,
                   max_bytes: int) -> str:
     """The `.safetensors` file of a LoRA under FLUX_LORA_DIR (a file, or a folder's file)."""
+    try:
+        return _local_weights(source, weight_name, lora_dir, max_bytes)
+    except OSError as exc:  # inside FLUX_LORA_DIR: saying why is no leak
+        raise InputError("source", f"cannot read it under FLUX_LORA_DIR={lora_dir}: "
+                         f"{exc.strerror or type(exc).__name__}") from None
+
+
+def _local_weights(source: LocalSource, weight_name: str | None, lora_dir: str,
+                   max_bytes: int) -> str:
     root = os.path.realpath(lora_dir)
     path = source.path
     if os.path.isdir(path):

@@ -50,6 +50,13 @@ def test_paths_outside_the_folder_get_one_answer_whether_or_not_they_exist(root,
     assert "FLUX_LORA_DIR" in answers.pop()
 
 
+def test_bytes_no_file_system_takes_are_refused_the_same_way(root):
+    assert str(_refusal("style\x00.safetensors", root)) == str(_refusal("/etc/shadow", root))
+    assert str(_refusal("\udbbc/x", root)) == str(_refusal("/etc/shadow", root))
+    with pytest.raises(InputError):
+        local_weights(classify("style", str(root), ()), "a\x00.safetensors", str(root), MAX)
+
+
 def test_a_weight_file_that_links_out_of_the_folder_is_refused_the_same_way(root, tmp_path):
     folder = root / "sneaky"
     folder.mkdir()
