@@ -21,7 +21,7 @@ import ray
 from prometheus_client import Gauge
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-from ray.serve.exceptions import BackPressureError
+from ray.serve.exceptions import BackPressureError, RayServeException
 
 from flux_server.cluster_status import ReplicaReport, cluster_view, serve_target
 from flux_server.config import Settings
@@ -155,10 +155,11 @@ class ClusterService:
     def _managed_handle(self) -> Any:
         """The handle of the application KubeRay deployed (serve_app.build), once it exists."""
         while not self._closed:
-            if APP_NAME in serve.status().applications:
+            try:
                 return serve.get_app_handle(APP_NAME)
-            log.info("waiting for the RayService to deploy the %s application", APP_NAME)
-            time.sleep(2.0)
+            except RayServeException:  # Serve not started, or the application still building
+                log.info("waiting for the RayService to deploy the %s application", APP_NAME)
+                time.sleep(2.0)
         return None
 
     def _init_ray(self, extra: dict) -> None:
