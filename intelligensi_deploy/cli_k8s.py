@@ -58,3 +58,35 @@ def secret(preset: str = PresetOpt, name: str | None = NameOpt) -> None:
     loaded = load_preset(preset)
     for line in secret_lines(loaded, common.check_name(name or loaded.name)):
         typer.echo(line)
+
+
+@k8s_app.command("diagnose")
+def diagnose(
+    file: str = typer.Argument("-", help="Saved `kubectl describe pod` and/or `kubectl logs` "
+                               "output (`-`: stdin, e.g. piped from kubectl)."),
+    as_json: bool = typer.Option(False, "--json", help="Findings as JSON."),
+) -> None:
+    """Diagnose a pod from kubectl's output: Kubernetes' own findings (image pull, GPU
+    scheduling, OOMKilled, startup probe, missing Secret) and the server's log findings."""
+    import json  # lazy: start-up of --help
+    import sys  # lazy: start-up of --help
+
+    from intelligensi_deploy.doctor.report import (  # lazy: rich
+        diagnose_exit_code,
+        findings_json,
+        print_rich,
+        render_findings,
+    )
+    from intelligensi_deploy.k8s.diagnose import k8s_diagnose  # lazy: only when it runs
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(errors="replace")
+    except OSError as exc:
+        typer.echo(f"k8s diagnose: cannot read {file}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    findings = k8s_diagnose(text)
+    if as_json:
+        typer.echo(json.dumps(findings_json(findings), indent=2))
+    else:
+        print_rich(render_findings(findings))
+    raise typer.Exit(diagnose_exit_code(findings))
