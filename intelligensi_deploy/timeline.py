@@ -21,6 +21,9 @@ def server_timeline(phases: Mapping[str, float], progress: Mapping[str, Any]
                                 if name in phases}
     timeline["downloading"] = float(phases.get("downloading", 0.0))
     timeline["bytes_downloaded"] = int(progress.get("bytes_done") or 0)
+    for key in ("compile_cache_hits", "compile_cache_misses"):
+        if key in progress:
+            timeline[key] = int(progress[key] or 0)
     return timeline
 
 
@@ -47,7 +50,20 @@ def describe(timeline: Mapping[str, Any] | None) -> str:
         parts.append(_download(timeline))
     parts += [f"{label} {timeline[name]:.0f} s" for name, label in SERVER_PHASES
               if name in timeline and name != "starting"]
+    if parts and parts[-1].startswith("warm-up") and _compiled(timeline):
+        parts[-1] += f" ({_compiled(timeline)})"
     return f"Time to ready {total_s(timeline):.0f} s: " + ", ".join(parts)
+
+
+def _compiled(timeline: Mapping[str, Any]) -> str:
+    """`from cache` / `compiled` / `partly from cache` when the warm-up compiled anything."""
+    hits = int(timeline.get("compile_cache_hits") or 0)
+    misses = int(timeline.get("compile_cache_misses") or 0)
+    if hits and not misses:
+        return "from cache"
+    if misses and not hits:
+        return "compiled"
+    return "partly from cache" if hits else ""
 
 
 def _download(timeline: Mapping[str, Any]) -> str:

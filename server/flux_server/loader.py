@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flux_server import gpu_check, memory, speed
+from flux_server import compile_cache, gpu_check, memory, speed
 from flux_server.config import Settings
 from flux_server.defaults import ModelDefaults, model_defaults
 from flux_server.devices import probe_cuda
@@ -298,8 +298,18 @@ class PipelineLoader:
         return self.speed_plan
 
     def _speed_up(self, plan: memory.MemoryPlan, backends: frozenset[str]) -> None:
-        """Plan again with the model kind now known, and apply it to the loaded pipeline."""
-        apply_speed_plan(self.pipeline, self._plan_speed(plan, backends))
+        """Plan again with the model kind now known, and apply it to the loaded pipeline;
+        a plan that compiles keeps its graphs in the persistent compile cache."""
+        speed_plan = self._plan_speed(plan, backends)
+        if speed_plan.compile != "off":
+            import torch  # lazy: loaded by now; its version keys the cache
+
+            device = self.gpus[0].name if self.gpus else "cpu"
+            folder = compile_cache.use_cache(
+                compile_cache.cache_root(os.environ),
+                compile_cache.cache_key(device, torch.__version__, speed_plan.as_dict()))
+            log.info("compile cache: %s", folder)
+        apply_speed_plan(self.pipeline, speed_plan)
 
     def _warm_runs(self) -> int:
         """Runs per warm size: two when a step cache runs under torch.compile, whose second
@@ -329,3 +339,7 @@ class PipelineLoader:
             log.info("warming %d/%d sizes: %s in %.1fs (%d graphs compiled)", index,
                      len(sizes), speed.format_size(size), time.monotonic() - started,
                      graphs_compiled() - graphs)
+        if compiling:
+            hits, misses = compile_cache.cache_counts()
+            self.state.set_progress(compile_cache_hits=hits, compile_cache_misses=misses)
+            log.info("warm-up: %s", compile_cache.describe(hits, misses))

@@ -35,3 +35,14 @@ def test_a_second_vm_on_the_file_system_downloads_nothing() -> None:
 
 def test_no_timeline_says_nothing() -> None:
     assert describe({}) == "" and describe(None) == ""
+
+
+def test_the_warm_up_says_whether_it_compiled_or_loaded_the_graphs() -> None:
+    base = {"warming": 42.0}
+    assert describe(base | {"compile_cache_misses": 3}).endswith("warm-up 42 s (compiled)")
+    assert describe(base | {"compile_cache_hits": 3}).endswith("warm-up 42 s (from cache)")
+    assert describe(base | {"compile_cache_hits": 2, "compile_cache_misses": 1}).endswith(
+        "(partly from cache)")
+    assert describe(base).endswith("warm-up 42 s")
+    ready = ReadyStatus.parse(200, READY | {"progress": {"compile_cache_hits": 4}})
+    assert server_timeline(ready.phases, ready.progress)["compile_cache_hits"] == 4
