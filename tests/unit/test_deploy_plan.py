@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from intelligensi_deploy.container_plan import (
@@ -122,3 +124,17 @@ def test_registry_login_only_when_needed() -> None:
     assert needs_registry_login("localhost:5000/a/b:1", token)
     assert not needs_registry_login("ghcr.io/a/b:1", None)
     assert not needs_registry_login("python:3.11", token)
+
+
+@pytest.mark.parametrize("provider", ["ssh", "local"])
+def test_file_system_auto_outside_lambda_is_refused_with_the_reason(provider: str) -> None:
+    with pytest.raises(PresetError) as caught:
+        parse_preset(f"provider: {provider}\nimage: x\nlambda: {{instance_type: gpu_1x_a10, "
+                     "ssh_key_name: k, file_system: auto}\n", source="p.yaml")
+    assert f"provider '{provider}' takes no 'lambda:' section" in str(caught.value)
+
+
+def test_file_system_on_a_multi_vm_cluster_is_refused() -> None:
+    text = (Path(__file__).resolve().parents[2] / "presets" / "lambda-3x-a100.yaml").read_text()
+    with pytest.raises(PresetError, match="not supported yet"):
+        parse_preset(text.replace("file_system: none", "file_system: auto"), source="c.yaml")
