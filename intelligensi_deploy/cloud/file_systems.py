@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from intelligensi_deploy.cloud.delete_retry import delete_when_free
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
-from intelligensi_deploy.cloud.lambda_errors import FileSystemInUse, ObjectNotFound
+from intelligensi_deploy.cloud.lambda_errors import FileSystemInUse
 from intelligensi_deploy.cloud.lambda_types import FileSystem
 from intelligensi_deploy.errors import FluxdeployError
 
@@ -34,19 +35,11 @@ def delete_file_system(client: LambdaClient, name: str, *, attempts: int = DELET
     found = find_file_system(client, name)
     if found is None:
         return None
-    for attempt in range(1, attempts + 1):
-        try:
-            client.delete_file_system(found.id)
-            return found
-        except ObjectNotFound:
-            return None
-        except FileSystemInUse:
-            if attempt == attempts:
-                break
-            if on_wait is not None:
-                on_wait(f"file system {name} is still mounted by an instance that is "
-                        f"terminating; asking again in {delay_s:.0f} s")
-            client.pause(delay_s)
+    outcome = delete_when_free(lambda: client.delete_file_system(found.id), FileSystemInUse,
+                               attempts=attempts, delay_s=delay_s, pause=client.pause,
+                               on_wait=on_wait, what=f"file system {name}")
+    if outcome != "in-use":
+        return found if outcome == "deleted" else None
     raise FluxdeployError(
         f"Lambda still refuses to delete file system {name!r}: an instance mounts it (asked "
         f"{attempts} times).",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from intelligensi_deploy import names
+from intelligensi_deploy.cloud.delete_retry import delete_when_free
 from intelligensi_deploy.cloud.lambda_errors import FirewallRulesetInUse, ObjectNotFound
 from intelligensi_deploy.cloud.lambda_types import FirewallRule, FirewallRuleset
 from intelligensi_deploy.cloud.provision import normalize_cidr
@@ -136,19 +137,12 @@ def delete_ruleset(client: LambdaClient, ruleset_id: str, *, attempts: int = DEL
     use``; a terminating instance still counts): each refusal waits ``delay_s`` (the client's
     sleep) and asks again, up to ``attempts`` times, then RulesetStillInUse says what to do.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            client.delete_firewall_ruleset(ruleset_id)
-            return True
-        except ObjectNotFound:
-            return False
-        except FirewallRulesetInUse:
-            if attempt == attempts:
-                break
-            if on_wait is not None:
-                on_wait(f"ruleset {ruleset_id} is still attached to an instance that is "
-                        f"terminating; asking again in {delay_s:.0f} s")
-            client.pause(delay_s)
+    outcome = delete_when_free(lambda: client.delete_firewall_ruleset(ruleset_id),
+                               FirewallRulesetInUse, attempts=attempts, delay_s=delay_s,
+                               pause=client.pause, on_wait=on_wait,
+                               what=f"ruleset {ruleset_id}")
+    if outcome != "in-use":
+        return outcome == "deleted"
     raise RulesetStillInUse(
         f"Lambda still refuses to delete firewall ruleset {ruleset_id}: an instance using it "
         f"is not terminated yet (asked {attempts} times). It is kept in the deployment's "
