@@ -31,6 +31,16 @@ class Toleration(BaseModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
+class IngressSettings(BaseModel):
+    """An Ingress with TLS in front of the Service (off unless written)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(min_length=1, description="the DNS name clients use")
+    tls_secret: str = Field(min_length=1, description="a kubernetes.io/tls Secret for host")
+    class_name: str | None = Field(None, description="the IngressClass; default: the cluster's")
+
+
 class KubernetesSection(BaseModel):
     """Namespace, storage, GPU resource, placement and image for `fluxdeploy k8s render`."""
 
@@ -46,6 +56,9 @@ class KubernetesSection(BaseModel):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     run_as_user: int = Field(IMAGE_UID, ge=1, description="the image's non-root UID")
+    ingress: IngressSettings | None = Field(None, description="an Ingress with TLS; needs auth")
+    disruption_budget: bool = Field(False, description="a PodDisruptionBudget: a node drain "
+                                    "waits instead of evicting a loaded server")
 
     @field_validator("namespace")
     @classmethod

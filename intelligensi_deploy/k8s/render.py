@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from intelligensi_deploy.k8s import common, rayservice, workload
+from intelligensi_deploy.k8s import common, extras, rayservice, workload
 from intelligensi_deploy.k8s.render_types import Manifest
 from intelligensi_deploy.presets import Preset
 
@@ -20,10 +20,25 @@ def render(preset: Preset, source: str, *, name: str | None = None,
     name = common.check_name(name or preset.name)
     chosen = common.resolve_image(preset, source, image)
     if preset.scale is not None and preset.scale.bounds(_gpus(preset))[1] > 1:
-        return rayservice.manifests(preset, name, chosen)
-    return [Manifest("10-persistentvolumeclaim.yaml", workload.cache_claim(preset, name)),
-            Manifest("20-deployment.yaml", workload.deployment(preset, name, chosen)),
-            Manifest("30-service.yaml", workload.service(preset, name))]
+        found = rayservice.manifests(preset, name, chosen)
+        endpoint = {**common.selector(name), **rayservice.ENDPOINT_LABEL}
+    else:
+        found = [Manifest("10-persistentvolumeclaim.yaml", workload.cache_claim(preset, name)),
+                 Manifest("20-deployment.yaml", workload.deployment(preset, name, chosen)),
+                 Manifest("30-service.yaml", workload.service(preset, name))]
+        endpoint = common.selector(name)
+    optional = [("40-ingress.yaml", extras.ingress(preset, name, source)),
+                ("50-poddisruptionbudget.yaml", extras.disruption_budget(
+                    preset, name, {"matchLabels": endpoint}, 1))]
+    return found + [Manifest(filename, obj) for filename, obj in optional if obj is not None]
+
+
+def examples(manifests: list[Manifest], preset: Preset, name: str) -> dict[str, str]:
+    """Files written beside the objects but never applied (`kubectl apply -f DIR` reads only
+    .yaml, .yml and .json): the HPA of a plain Deployment, commented, with its reasons."""
+    if not any(m.kind == "Deployment" for m in manifests):
+        return {}
+    return {"hpa.yaml.example": extras.autoscaler_example(preset, name)}
 
 
 def header(preset: Preset, name: str) -> str:
@@ -47,6 +62,9 @@ def write_tree(manifests: list[Manifest], preset: Preset, name: str, out: Path) 
         path = out / manifest.filename
         path.write_text(manifest.text(header(preset, name)), encoding="utf-8")
         written.append(path)
+    for filename, text in examples(manifests, preset, name).items():
+        (out / filename).write_text(text, encoding="utf-8")
+        written.append(out / filename)
     return written
 
 

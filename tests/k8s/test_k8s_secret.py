@@ -84,7 +84,10 @@ def test_render_command_writes_one_file_per_object(tmp_path: Path) -> None:
                                       "ghcr.io/acme/flux-server:1.0", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "10-persistentvolumeclaim.yaml", "20-deployment.yaml", "30-service.yaml"]
+        "10-persistentvolumeclaim.yaml", "20-deployment.yaml", "30-service.yaml",
+        "hpa.yaml.example"]  # never applied: kubectl apply -f DIR reads .yaml/.yml/.json
+    example = (out / "hpa.yaml.example").read_text().splitlines()
+    assert example and all(line.startswith("#") for line in example)
     assert f"kubectl apply -f {out}" in result.output
 
 
