@@ -12,10 +12,12 @@ from intelligensi_deploy.cloud.lambda_errors import LambdaAPIError, ObjectNotFou
 
 def delete_when_free(delete: Callable[[], object], in_use: type[LambdaAPIError], *,
                      attempts: int, delay_s: float, pause: Callable[[float], None],
-                     on_wait: Callable[[str], None] | None = None, what: str = "it"
+                     on_wait: Callable[[str], None] | None = None,
+                     held: str = "it is still held by an instance that is terminating"
                      ) -> Literal["deleted", "gone", "in-use"]:
     """Call `delete` until it succeeds (`deleted`), the object is not there (`gone`), or
-    Lambda answered `in_use` `attempts` times (`in-use`), pausing `delay_s` in between."""
+    Lambda answered `in_use` `attempts` times (`in-use`), pausing `delay_s` in between and
+    telling `on_wait` `held` each time."""
     for attempt in range(1, attempts + 1):
         try:
             delete()
@@ -26,7 +28,6 @@ def delete_when_free(delete: Callable[[], object], in_use: type[LambdaAPIError],
             if attempt == attempts:
                 break
             if on_wait is not None:
-                on_wait(f"{what} is still held by an instance that is terminating; asking "
-                        f"again in {delay_s:.0f} s")
+                on_wait(f"{held}; asking again in {delay_s:.0f} s")
             pause(delay_s)
     return "in-use"

@@ -37,7 +37,8 @@ def delete_file_system(client: LambdaClient, name: str, *, attempts: int = DELET
         return None
     outcome = delete_when_free(lambda: client.delete_file_system(found.id), FileSystemInUse,
                                attempts=attempts, delay_s=delay_s, pause=client.pause,
-                               on_wait=on_wait, what=f"file system {name}")
+                               on_wait=on_wait, held=f"file system {name} is still mounted "
+                               "by an instance that is terminating")
     if outcome != "in-use":
         return found if outcome == "deleted" else None
     raise FluxdeployError(

@@ -140,7 +140,8 @@ def delete_ruleset(client: LambdaClient, ruleset_id: str, *, attempts: int = DEL
     outcome = delete_when_free(lambda: client.delete_firewall_ruleset(ruleset_id),
                                FirewallRulesetInUse, attempts=attempts, delay_s=delay_s,
                                pause=client.pause, on_wait=on_wait,
-                               what=f"ruleset {ruleset_id}")
+                               held=f"ruleset {ruleset_id} is still attached to an instance "
+                               "that is terminating")
     if outcome != "in-use":
         return outcome == "deleted"
     raise RulesetStillInUse(
