@@ -51,3 +51,35 @@ def test_requests_refused_by_huggingface_co() -> None:
     assert "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co'" \
         in text, text[-2000:]
     assert finding_ids(text) == ["hf-unreachable"], text[-2000:]
+
+
+@pytest.fixture(scope="module")
+def hub(tiny: Path):
+    from tests.fakes.fake_hf_hub import FakeHfHub
+
+    with FakeHfHub() as fake:
+        fake.add_repo(load_runs.REPO, tiny)
+        yield fake
+
+
+@pytest.mark.parametrize(("spoil", "named"), [
+    (load_runs.truncated_in_data, load_runs.TRANSFORMER),
+    (load_runs.truncated_in_header, load_runs.TRANSFORMER),
+    (load_runs.lfs_pointer, "git-lfs")])  # diffusers' LFS message names no file
+def test_a_really_broken_cache_file_is_cache_corrupt(hub, tmp_path: Path, spoil,
+                                                     named: str) -> None:
+    snapshot = load_runs.download(hub.url, tmp_path / "hf")
+    spoil(snapshot)
+    text = load_runs.load_text(snapshot)
+    findings = diagnose(text)
+    assert [f.id for f in findings] == ["cache-corrupt"], text[-2000:]
+    assert any(named in line for line in findings[0].evidence), findings[0].evidence
+
+
+def test_the_server_mends_a_truncated_file_and_says_so(hub, tmp_path: Path) -> None:
+    load_runs.truncated_in_data(load_runs.download(hub.url, tmp_path / "hf"))
+    done = load_runs.run_repair(hub.url, tmp_path / "hf")
+    assert done.returncode == 0, done.stderr[-2000:]
+    findings = diagnose(done.stderr)
+    assert [(f.id, f.severity) for f in findings] == [("cache-corrupt", "warning")]
+    assert load_runs.TRANSFORMER in findings[0].evidence[0]

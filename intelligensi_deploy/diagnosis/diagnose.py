@@ -102,7 +102,7 @@ RULES: tuple[Rule, ...] = (
           r"_limit|\brecompile storm: \d+ graphs compiled since ready"),
     _rule("compile-slow-start", r"\bwarming \d+ sizes: .*\(compile=(?:regional|full)|"
           r"\bwarming \d+/\d+ sizes: \S+ in [\d.]+s \([1-9]\d* graphs compiled\)"),
-    *(_rule(finding_id, regex, title=title) for finding_id, regex, title in LOAD_RULES),
+    *(_rule(*spec) for spec in LOAD_RULES),  # load_rules.py: device map, Hub, cache
     # GPU memory (the server's own fallback to a lighter strategy is not a failure)
     _rule("cuda-oom", r"CUDA out of memory with .*; falling back to", severity="info",
           title="The GPU ran out of memory; the server fell back to a lighter memory strategy"),

@@ -185,6 +185,15 @@ CATALOGUE: dict[str, FindingKind] = {k.id: k for k in (
         "addresses that should reach the endpoint, or rotate the key if it may have leaked.",
     ),
     FindingKind(
+        "cache-corrupt", "error", "A model file in the HF cache is broken (truncated, an "
+        "interrupted download or a Git LFS pointer)",
+        "With the Hub reachable, `fluxdeploy up` again: the server checks every safetensors "
+        "file after the download and fetches a broken one again. Offline, or when it comes "
+        "back broken: delete the files named above (or the model's folder under HF_HOME, "
+        "hub/models--ORG--NAME), then `fluxdeploy up`. A local model folder holding LFS "
+        "pointers: `git lfs pull` in it.",
+    ),
+    FindingKind(
         "container-crash", "error", "The server crashed with an unrecognised error",
         "Read the traceback with `fluxdeploy logs`; the last exception line is shown above.",
     ),

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from flux_server.cache_check import CacheCorrupt, broken_files, discard, incomplete_downloads
+
+log = logging.getLogger("flux_server.download")
 
 # The diffusers layout only: every component lives in a subfolder; the single-file
 # checkpoints at the top of the FLUX repos (flux1-*.safetensors, ae.safetensors) are skipped.
@@ -53,3 +59,40 @@ def download_model(repo_id: str, token: str | None, report: ProgressCallback) ->
         ignore_patterns=IGNORE_PATTERNS,
         tqdm_class=progress_class(report),
     )
+
+
+def repo_cache_folder(repo_id: str) -> Path:
+    """The repo's folder in the HF hub cache (blobs/, snapshots/), where downloads land."""
+    from huggingface_hub import constants  # lazy: only when a hub model downloads
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+
+
+def download_verified(repo_id: str, token: str | None, report: ProgressCallback) -> str:
+    """download_model, then every safetensors file checked against its header: a broken one
+    (truncated, an LFS pointer) is removed and downloaded again, once. Each is logged as a
+    `cache-corrupt:` line naming the file; CacheCorrupt when the second download does not
+    mend it. An interrupted earlier download's `.incomplete` files are named as it resumes."""
+    partial = incomplete_downloads(repo_cache_folder(repo_id))
+    if partial:
+        log.warning("cache-corrupt: an interrupted download left %d .incomplete file(s) in "
+                    "%s: %s; resuming them", len(partial), partial[0].parent,
+                    ", ".join(f"{p.name} ({p.stat().st_size} bytes)" for p in partial))
+    folder = download_model(repo_id, token, report)
+    broken = broken_files(folder)
+    if not broken:
+        return folder
+    for item in broken:
+        log.warning("cache-corrupt: %s in %s; downloading it again", item.line(), folder)
+        discard(folder, item)
+    folder = download_model(repo_id, token, report)
+    still = broken_files(folder)
+    if still:
+        raise CacheCorrupt(
+            "broken file(s) in the HF cache: " + "; ".join(item.line() for item in still)
+            + f" (in {folder})",
+            "delete them (`fluxdeploy cache clear`, or the model's folder under HF_HOME) and "
+            "start again; if they come back broken, the Hub copy or the disk is at fault.")
+    log.info("cache: %d broken file(s) downloaded again: %s", len(broken),
+             ", ".join(item.path for item in broken))
+    return folder

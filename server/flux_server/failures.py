@@ -43,7 +43,7 @@ def _hint(exc: BaseException, settings: Settings) -> str | None:
         return f"{model} has no such revision on the Hub."
     if "SettingsError" in names:
         return "fix that environment variable (the table in docs/contract.md lists the values)."
-    if "PlanError" in names or "GpuNotVisible" in names:
+    if "PlanError" in names or "GpuNotVisible" in names or "CacheCorrupt" in names:
         return getattr(exc, "hint", "")
     if "NotImplementedError" in names and settings.device_map:
         return (f"diffusers rejected FLUX_DEVICE_MAP={settings.device_map}: pipelines support "

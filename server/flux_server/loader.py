@@ -25,7 +25,7 @@ from flux_server import compile_cache, gpu_check, memory, speed
 from flux_server.config import Settings
 from flux_server.defaults import ModelDefaults, model_defaults
 from flux_server.devices import probe_cuda
-from flux_server.download import download_model
+from flux_server.download import download_verified
 from flux_server.failures import explain
 from flux_server.speedup import apply_speed_plan, graphs_compiled
 from flux_server.state import LoadState
@@ -264,7 +264,7 @@ class PipelineLoader:
             def report(done: int, total: int | None) -> None:
                 self.state.set_progress(bytes_done=done, bytes_total=total)
 
-            self.source_path = download_model(model, self.settings.hf_token, report)
+            self.source_path = download_verified(model, self.settings.hf_token, report)
             self.state.advance("loading")
         total = count_components(self.source_path)
         if total is not None:

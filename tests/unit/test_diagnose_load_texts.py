@@ -4,6 +4,7 @@ fresh): each must come out as the finding that names the fix, never as container
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from intelligensi_deploy.diagnosis.diagnose import diagnose
@@ -55,3 +56,67 @@ def test_the_same_error_to_another_host_is_not_the_hub() -> None:
     found = the_one(diagnose(other))
     assert found.id == "container-crash"
     assert "loras.example.com" in found.evidence[0]
+
+
+# --------------------------------------------------------------------------- a broken cache
+
+TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
+
+
+def test_safetensors_cut_in_its_data_names_the_file() -> None:
+    found = the_one(diagnose(text("truncated_data")))
+    assert (found.id, found.severity) == ("cache-corrupt", "error")
+    assert found.evidence[0] == ("safetensors._safetensors_rust.SafetensorError: Error while "
+                                 "deserializing header: incomplete metadata, file not fully "
+                                 "covered")
+    assert found.evidence[1].startswith("OSError: Unable to load weights from checkpoint file")
+    assert TRANSFORMER in found.evidence[1]
+
+
+def test_safetensors_cut_in_its_header() -> None:
+    found = the_one(diagnose(text("truncated_header")))
+    assert found.id == "cache-corrupt"
+    assert found.evidence[0].endswith("Error while deserializing header: invalid header length")
+    assert TRANSFORMER in found.evidence[1]
+
+
+def test_a_git_lfs_pointer_in_place_of_the_weights() -> None:
+    found = the_one(diagnose(text("lfs_pointer")))
+    assert found.id == "cache-corrupt"
+    assert found.evidence[0].endswith("header too large")
+    assert "git-lfs" in found.evidence[1] and "git lfs pull" in found.fix
+
+
+def test_a_text_encoder_cut_by_transformers_loading_it() -> None:
+    assert the_one(diagnose(text("truncated_text_encoder"))).id == "cache-corrupt"
+
+
+def test_older_safetensors_words_for_the_same_cuts() -> None:
+    for word in ("HeaderTooLarge", "MetadataIncompleteBuffer", "HeaderTooSmall"):
+        line = f"safetensors_rust.SafetensorError: Error while deserializing header: {word}"
+        assert the_one(diagnose(line)).id == "cache-corrupt", word
+
+
+def test_the_server_mending_a_truncated_file_is_a_warning_naming_it() -> None:
+    found = the_one(diagnose(text("server_mended")))
+    assert (found.id, found.severity) == ("cache-corrupt", "warning")
+    assert "downloaded again" in found.title
+    assert f"cache-corrupt: {TRANSFORMER}: truncated: 147972 of 295944 bytes" in \
+        found.evidence[0]
+
+
+def test_a_hub_copy_that_stays_broken_is_the_error_naming_the_file() -> None:
+    found = the_one(diagnose(text("server_hub_copy_broken")))
+    assert (found.id, found.severity) == ("cache-corrupt", "error")
+    assert found.evidence[0].startswith(
+        f"flux_server.cache_check.CacheCorrupt: broken file(s) in the HF cache: {TRANSFORMER}: "
+        "truncated: 147972 of 295944 bytes")
+
+
+def test_an_interrupted_download_with_the_hub_unreachable() -> None:
+    findings = diagnose(text("interrupted_offline"))
+    assert [(f.id, f.severity) for f in findings] == [("hf-unreachable", "error"),
+                                                      ("cache-corrupt", "warning")]
+    incomplete = findings[1].evidence[0]
+    assert re.search(r"an interrupted download left \d+ \.incomplete file\(s\)", incomplete)
+    assert re.search(r"\b[0-9a-f]{40,64}\.[0-9a-f]+\.incomplete \(\d+ bytes\)", incomplete)

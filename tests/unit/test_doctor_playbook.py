@@ -60,7 +60,7 @@ def test_the_catalogue_is_what_the_issue_promised() -> None:
         "still-loading", "bound-to-loopback", "firewall-closed", "container-crash",
         "fp8-unsupported", "recompile-storm", "compile-slow-start", "image-build-failed",
         "replica-lost", "open-endpoint", "key-refused", "cert-changed", "cert-expiring",
-        "unauthorized-storm"}
+        "unauthorized-storm", "cache-corrupt"}
 
 
 def test_playbook_states_the_golden_rule_and_the_exit_codes() -> None:

@@ -1,0 +1,109 @@
+"""A broken HF cache is named and, where the Hub can help, mended: safetensors files really
+truncated (in the data, in the header, to a few bytes) or replaced by a Git LFS pointer in the
+tiny pipeline's cache, and a download really interrupted (.incomplete left), each judged by
+cache_check as the safetensors library judges it and downloaded again from the fake hub."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from flux_server.cache_check import CacheCorrupt, broken_files, safetensors_problem
+from flux_server.config import Settings
+from flux_server.failures import explain
+
+from tests.fixtures import load_runs
+from tests.fixtures.load_runs import run_repair
+
+TRANSFORMER = load_runs.TRANSFORMER
+
+
+def safetensors_refuses(path: Path) -> str | None:
+    """The safetensors library's own verdict: its error text, or None when it loads."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                f.get_tensor(key)
+    except (SafetensorError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture()
+def copy(tiny_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_dir, tmp_path / "copy"))
+
+
+SPOILS = {
+    "in the data": (load_runs.truncated_in_data, "truncated: "),
+    "in the header": (load_runs.truncated_in_header, "truncated in its header: "),
+    "to five bytes": (lambda folder: load_runs.truncate(folder / TRANSFORMER, 5),
+                      "shorter than the 8-byte header length"),
+    "an LFS pointer": (load_runs.lfs_pointer, "a Git LFS pointer"),
+}
+
+
+def test_a_whole_pipeline_has_no_broken_file(copy: Path) -> None:
+    assert broken_files(copy) == []
+    assert all(safetensors_refuses(p) is None for p in copy.rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize("how", list(SPOILS))
+def test_each_real_cut_is_named_as_safetensors_refuses_it(copy: Path, how: str) -> None:
+    spoil, words = SPOILS[how]
+    spoil(copy)
+    refused = safetensors_refuses(copy / TRANSFORMER)
+    assert refused is not None and "SafetensorError" in refused, refused
+    assert [b.path for b in broken_files(copy)] == [TRANSFORMER]
+    assert words in (safetensors_problem(copy / TRANSFORMER) or "")
+
+
+def test_a_truncated_blob_is_downloaded_again(fake_hub, hub_names, tmp_path: Path) -> None:
+    repo, home = hub_names["open_repo"], tmp_path / "hf"
+    first = run_repair(fake_hub.url, home, repo)
+    assert first.returncode == 0, first.stderr[-2000:]
+    snapshot = Path(first.stdout.strip().splitlines()[-1])
+    load_runs.truncated_in_data(snapshot)
+    size = (snapshot / TRANSFORMER).stat().st_size
+
+    second = run_repair(fake_hub.url, home, repo)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert (f"WARNING flux_server.download cache-corrupt: {TRANSFORMER}: truncated: {size} of "
+            in second.stderr), second.stderr[-2000:]
+    assert "downloading it again" in second.stderr
+    assert broken_files(snapshot) == []
+    assert safetensors_refuses(snapshot / TRANSFORMER) is None
+
+
+def test_a_hub_copy_that_stays_broken_fails_naming_the_file(fake_hub, copy: Path,
+                                                            tmp_path: Path) -> None:
+    load_runs.truncated_in_data(copy)
+    fake_hub.add_repo("org/broken-on-the-hub", copy)
+    done = run_repair(fake_hub.url, tmp_path / "hf", "org/broken-on-the-hub")
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("flux_server.cache_check.CacheCorrupt: broken file(s) in the HF "
+                           f"cache: {TRANSFORMER}: truncated: "), last
+
+
+def test_the_failure_reason_carries_the_fix() -> None:
+    failure = explain(CacheCorrupt("broken files ...", "delete them"), Settings(model="x"))
+    assert failure.type == "CacheCorrupt" and failure.hint == "delete them"
+
+
+def test_an_interrupted_download_is_named_and_resumed(tiny_dir: Path, tmp_path: Path) -> None:
+    from tests.fakes.fake_hf_hub import FakeHfHub
+
+    with FakeHfHub() as hub:
+        hub.add_repo(load_runs.REPO, tiny_dir, bytes_per_second=50_000)
+        left = load_runs.interrupted_download(hub.url, tmp_path / "hf")
+        assert left, "the download finished before the kill"
+        hub.add_repo(load_runs.REPO, tiny_dir)  # full speed for the resume
+        done = run_repair(hub.url, tmp_path / "hf", load_runs.REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "cache-corrupt: an interrupted download left" in done.stderr
+    assert left[0].name in done.stderr
+    assert broken_files(Path(done.stdout.strip().splitlines()[-1])) == []
