@@ -41,6 +41,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~150 ms
 )
 from intelligensi_deploy import cli_cloud, cli_shell  # after cli_params.install()
+from intelligensi_deploy.cli_cache import cache_app  # after cli_params.install()
 from intelligensi_deploy.cli_fs import fs_app  # after cli_params.install()
 from intelligensi_deploy.cli_k8s import k8s_app  # after cli_params.install()
 from intelligensi_deploy.cli_key import cert, key_app  # after cli_params.install()
@@ -54,6 +55,7 @@ app.add_typer(presets_app, name="presets")
 app.add_typer(image_app, name="image")
 app.add_typer(key_app, name="key")
 app.add_typer(fs_app, name="fs")
+app.add_typer(cache_app, name="cache")
 app.add_typer(k8s_app, name="k8s")
 
 NameOpt = typer.Option(None, "--name", "-n", help="Deployment name (default: the only or most "

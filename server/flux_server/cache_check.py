@@ -11,10 +11,13 @@ A truncated one is what safetensors reports as `incomplete metadata, file not fu
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MAX_HEADER = 100_000_000  # safetensors' own limit
 LFS_POINTER = b"version https://git-lfs"
@@ -94,3 +97,64 @@ def discard(folder: str | os.PathLike[str], broken: BrokenFile) -> None:
     blob = link.resolve()
     for path in (blob, link):
         path.unlink(missing_ok=True)
+
+
+COMPILE_CACHE = "compile-cache"  # beside hub/ under HF_HOME (compile_cache.py)
+
+
+def scan_cache(hf_home: Path) -> dict[str, Any]:
+    """Every model in the hub cache under `hf_home`: its broken safetensors files and the
+    `.incomplete` files an interrupted download left, as a JSON-ready report."""
+    models = []
+    for repo_cache in sorted((hf_home / "hub").glob("models--*")):
+        snapshots = sorted((repo_cache / "snapshots").glob("*"))
+        broken = [{"snapshot": snap.name, "path": b.path, "problem": b.problem}
+                  for snap in snapshots for b in broken_files(snap)]
+        incomplete = [{"path": str(p.relative_to(repo_cache)), "bytes": p.stat().st_size}
+                      for p in incomplete_downloads(repo_cache)]
+        models.append({"repo": repo_cache.name.removeprefix("models--").replace("--", "/"),
+                       "folder": str(repo_cache.relative_to(hf_home)),
+                       "snapshots": len(snapshots), "broken": broken,
+                       "incomplete": incomplete})
+    compiled = hf_home / COMPILE_CACHE
+    return {"hf_home": str(hf_home), "models": models,
+            "compile_cache_bytes": sum(p.stat().st_size for p in compiled.rglob("*")
+                                       if p.is_file()) if compiled.is_dir() else 0}
+
+
+def clear_broken(hf_home: Path, report: dict[str, Any], compiled: bool) -> list[str]:
+    """Remove what `report` found broken (blob and link; .incomplete files) and, with
+    `compiled`, the compile cache; the paths removed, relative to `hf_home`."""
+    removed = []
+    for model in report["models"]:
+        repo_cache = hf_home / model["folder"]
+        for item in model["broken"]:
+            discard(repo_cache / "snapshots" / item["snapshot"],
+                    BrokenFile(item["path"], item["problem"]))
+            removed.append(f"{model['folder']}/snapshots/{item['snapshot']}/{item['path']}")
+        for item in model["incomplete"]:
+            (repo_cache / item["path"]).unlink(missing_ok=True)
+            removed.append(f"{model['folder']}/{item['path']}")
+    if compiled and (hf_home / COMPILE_CACHE).is_dir():
+        shutil.rmtree(hf_home / COMPILE_CACHE)
+        removed.append(COMPILE_CACHE)
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flux_server.cache_check HF_HOME [--clear] [--compiled]`: the report as JSON
+    on stdout (what `fluxdeploy cache verify / clear` runs in the server's image)."""
+    parser = argparse.ArgumentParser(prog="python -m flux_server.cache_check")
+    parser.add_argument("hf_home", type=Path)
+    parser.add_argument("--clear", action="store_true", help="remove what is broken")
+    parser.add_argument("--compiled", action="store_true", help="with --clear: also the "
+                        "compile cache")
+    args = parser.parse_args(argv)
+    report = scan_cache(args.hf_home)
+    report["removed"] = clear_broken(args.hf_home, report, args.compiled) if args.clear else []
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

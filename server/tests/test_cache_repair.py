@@ -5,7 +5,11 @@ cache_check as the safetensors library judges it and downloaded again from the f
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from tests.fixtures import load_runs
 from tests.fixtures.load_runs import run_repair
 
 TRANSFORMER = load_runs.TRANSFORMER
+SERVER = Path(__file__).resolve().parents[1]
 
 
 def safetensors_refuses(path: Path) -> str | None:
@@ -107,3 +112,28 @@ def test_an_interrupted_download_is_named_and_resumed(tiny_dir: Path, tmp_path: 
     assert "cache-corrupt: an interrupted download left" in done.stderr
     assert left[0].name in done.stderr
     assert broken_files(Path(done.stdout.strip().splitlines()[-1])) == []
+
+
+def test_the_cache_check_command_reports_and_clears(fake_hub, hub_names, tmp_path: Path
+                                                    ) -> None:
+    home = tmp_path / "hf"
+    first = run_repair(fake_hub.url, home, hub_names["open_repo"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    load_runs.truncated_in_header(Path(first.stdout.strip().splitlines()[-1]))
+
+    def check(*flags: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "flux_server.cache_check", str(home),
+                               *flags], capture_output=True, text=True, timeout=60,
+                              check=True, env={**os.environ, "PYTHONPATH": str(SERVER)})
+        return json.loads(done.stdout)
+
+    [model] = check()["models"]
+    assert model["repo"] == hub_names["open_repo"]
+    assert [b["path"] for b in model["broken"]] == [TRANSFORMER]
+    assert model["broken"][0]["problem"].startswith("truncated in its header: ")
+    assert check("--clear")["removed"] == [
+        f"{model['folder']}/snapshots/{model['broken'][0]['snapshot']}/{TRANSFORMER}"]
+    assert check()["models"][0]["broken"] == []
+    again = run_repair(fake_hub.url, home, hub_names["open_repo"])  # the next start
+    assert again.returncode == 0 and "cache-corrupt" not in again.stderr, again.stderr[-2000:]
+    assert broken_files(Path(again.stdout.strip().splitlines()[-1])) == []
