@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -118,3 +119,34 @@ def test_no_container_is_an_error_naming_the_next_step(broken_cache: Path) -> No
         check_cache(LocalHost(), "fluxdeploy-other")
     assert "No container fluxdeploy-other" in str(caught.value)
     assert "fluxdeploy up" in (caught.value.fix or "")
+
+
+def fluxdeploy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a fresh process, on a record of a local deployment."""
+    from intelligensi_deploy.state import Deployment, StateStore
+
+    home = tmp_path / "home"
+    StateStore(home).save(Deployment(name="here", preset="local", provider="local",
+                                     container_name=CONTAINER, phase="ready"))
+    return subprocess.run([sys.executable, "-m", "intelligensi_deploy", *args],
+                          env={**os.environ, "FLUXDEPLOY_HOME": str(home), "COLUMNS": "200"},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_commands_exit_1_on_a_broken_cache_and_0_once_cleared(broken_cache: Path,
+                                                                  tmp_path: Path) -> None:
+    verify = fluxdeploy(tmp_path, "cache", "verify", "--name", "here")
+    assert verify.returncode == 1, verify.stdout + verify.stderr
+    assert "HF cache of 'here' on local:" in verify.stdout
+    assert "org/tiny: 1 broken (1 snapshot(s), hub/models--org--tiny)" in verify.stdout
+    assert f"cache-corrupt: {load_runs.TRANSFORMER}: truncated: 147972 of 295944 bytes" \
+        in verify.stdout
+    assert "fluxdeploy cache clear" in verify.stderr
+    cleared = fluxdeploy(tmp_path, "cache", "clear", "--name", "here")
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    assert "removed: hub/models--org--tiny/snapshots/" in cleared.stdout
+    again = fluxdeploy(tmp_path, "cache", "verify", "--name", "here", "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    report = json.loads(again.stdout)
+    assert broken_count(report) == 0
+    assert report["compile_cache_bytes"] == 1000  # clear without --compiled keeps it

@@ -137,3 +137,18 @@ def test_the_cache_check_command_reports_and_clears(fake_hub, hub_names, tmp_pat
     again = run_repair(fake_hub.url, home, hub_names["open_repo"])  # the next start
     assert again.returncode == 0 and "cache-corrupt" not in again.stderr, again.stderr[-2000:]
     assert broken_files(Path(again.stdout.strip().splitlines()[-1])) == []
+
+
+def test_a_server_started_on_a_truncated_cache_mends_it_and_gets_ready(
+        start_server, fake_hub, hub_names, tmp_path: Path) -> None:
+    home = tmp_path / "hf"
+    first = run_repair(fake_hub.url, home, hub_names["open_repo"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    load_runs.truncated_in_data(Path(first.stdout.strip().splitlines()[-1]))
+    server = start_server("cache-mend", FLUX_MODEL=hub_names["open_repo"],
+                          HF_ENDPOINT=fake_hub.url, HF_HOME=str(home))
+    body = server.wait_state("ready", "failed")
+    assert body["state"] == "ready", body
+    log = server.log_text()
+    assert f"cache-corrupt: {TRANSFORMER}: truncated: 147972 of 295944 bytes" in log, log[-3000:]
+    assert f"cache: 1 broken file(s) downloaded again: {TRANSFORMER}" in log
