@@ -83,3 +83,9 @@ def test_the_server_mends_a_truncated_file_and_says_so(hub, tmp_path: Path) -> N
     findings = diagnose(done.stderr)
     assert [(f.id, f.severity) for f in findings] == [("cache-corrupt", "warning")]
     assert load_runs.TRANSFORMER in findings[0].evidence[0]
+
+
+def test_a_really_corrupt_compile_cache(tmp_path: Path) -> None:
+    text = load_runs.corrupt_compile_cache(tmp_path)
+    assert [(f.id, f.severity) for f in diagnose(text)] == [("cache-corrupt", "warning")], \
+        text[-2000:]

@@ -9,7 +9,8 @@ Each text was produced for real (tests/fixtures/load_runs.py makes them again):
 - a broken HF cache: safetensors' own words for a file cut in its data or header or not
   safetensors at all (0.8 words them `incomplete metadata`, `invalid header length`, `header
   too large`; older releases `MetadataIncompleteBuffer`, `HeaderTooLarge`), diffusers' lines
-  that name the file, and the server's own `cache-corrupt:` lines (flux_server/download.py).
+  that name the file, and the server's own `cache-corrupt:` lines (flux_server/download.py);
+- a compile cache entry torch cannot read (Inductor's FX graph cache warns and recompiles).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ LOAD_RULES: tuple[RuleSpec, ...] = (
     ("cache-corrupt", r"\bcache-corrupt: an interrupted download left", "warning",
      ("An interrupted download left .incomplete files in the HF cache (named below); the "
       "server resumes them when the Hub is reachable")),
+    ("cache-corrupt", r"\bfx graph cache unable to load compiled graph\b", "warning",
+     ("The compile cache holds a broken entry; torch compiled that graph again "
+      "(`fluxdeploy cache clear --compiled` removes the compile cache)")),
     ("cache-corrupt", r"\bCacheCorrupt\b|\bbroken file\(s\) in the HF cache: ", None, None),
     ("cache-corrupt", _SAFETENSORS, None, None),
     ("cache-corrupt", r"Unable to load weights from checkpoint file for '[^']+\.safetensors'",

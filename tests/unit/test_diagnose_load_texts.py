@@ -120,3 +120,10 @@ def test_an_interrupted_download_with_the_hub_unreachable() -> None:
     incomplete = findings[1].evidence[0]
     assert re.search(r"an interrupted download left \d+ \.incomplete file\(s\)", incomplete)
     assert re.search(r"\b[0-9a-f]{40,64}\.[0-9a-f]+\.incomplete \(\d+ bytes\)", incomplete)
+
+
+def test_a_broken_compile_cache_entry_is_a_warning_with_the_clear_command() -> None:
+    found = the_one(diagnose(text("compile_cache_corrupt")))
+    assert (found.id, found.severity) == ("cache-corrupt", "warning")
+    assert "fluxdeploy cache clear --compiled" in found.title
+    assert found.evidence[0].endswith("fx graph cache unable to load compiled graph")
