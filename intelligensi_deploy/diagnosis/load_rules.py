@@ -36,7 +36,7 @@ LOAD_RULES: tuple[RuleSpec, ...] = (
     ("cache-corrupt", r"\bfx graph cache unable to load compiled graph\b", "warning",
      ("The compile cache holds a broken entry; torch compiled that graph again "
       "(`fluxdeploy cache clear --compiled` removes the compile cache)")),
-    ("cache-corrupt", r"\bCacheCorrupt\b|\bbroken file\(s\) in the HF cache: ", None, None),
+    ("cache-corrupt", r"\bCacheCorrupt\b|\bbroken file\(s\) in the (?:HF cache|model folder): ", None, None),
     ("cache-corrupt", _SAFETENSORS, None, None),
     ("cache-corrupt", r"Unable to load weights from checkpoint file for '[^']+\.safetensors'",
      None, None),

@@ -96,3 +96,15 @@ def download_verified(repo_id: str, token: str | None, report: ProgressCallback)
     log.info("cache: %d broken file(s) downloaded again: %s", len(broken),
              ", ".join(item.path for item in broken))
     return folder
+
+
+def check_local_model(folder: str) -> None:
+    """CacheCorrupt naming every broken safetensors file of a local model folder (nothing to
+    download it again from)."""
+    broken = broken_files(folder)
+    if broken:
+        raise CacheCorrupt(
+            "broken file(s) in the model folder: " + "; ".join(b.line() for b in broken)
+            + f" (in {folder})",
+            "copy the model again (a folder cloned without git-lfs holds pointers: run "
+            "`git lfs pull` in it), or use its hub id so that the server downloads it.")

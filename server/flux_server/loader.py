@@ -25,7 +25,7 @@ from flux_server import compile_cache, gpu_check, memory, speed
 from flux_server.config import Settings
 from flux_server.defaults import ModelDefaults, model_defaults
 from flux_server.devices import probe_cuda
-from flux_server.download import download_verified
+from flux_server.download import check_local_model, download_verified
 from flux_server.failures import explain
 from flux_server.speedup import apply_speed_plan, graphs_compiled
 from flux_server.state import LoadState
@@ -258,6 +258,7 @@ class PipelineLoader:
             path = os.path.expanduser(model)
             if not os.path.isdir(path):
                 raise ModelPathNotFound(f"FLUX_MODEL={model}: no such directory")
+            check_local_model(path)  # a cut file or LFS pointer named before diffusers trips
             self.source_path = path
         else:
             self.state.advance("downloading")

@@ -152,3 +152,19 @@ def test_a_server_started_on_a_truncated_cache_mends_it_and_gets_ready(
     log = server.log_text()
     assert f"cache-corrupt: {TRANSFORMER}: truncated: 147972 of 295944 bytes" in log, log[-3000:]
     assert f"cache: 1 broken file(s) downloaded again: {TRANSFORMER}" in log
+
+
+def test_a_local_model_folder_of_lfs_pointers_fails_before_loading(copy: Path) -> None:
+    from flux_server.loader import PipelineLoader
+    from flux_server.state import LoadState
+
+    load_runs.lfs_pointer(copy)
+    settings = Settings(model=str(copy))
+    loader = PipelineLoader(settings, LoadState(settings.model, False), detect_gpus=list)
+    loader.run()
+    error = loader.state.snapshot()["error"]
+    assert error["type"] == "CacheCorrupt", error
+    assert error["message"].startswith(f"broken file(s) in the model folder: {TRANSFORMER}: "
+                                       "a Git LFS pointer")
+    assert "git lfs pull" in error["hint"]
+    assert loader.pipeline is None

@@ -127,3 +127,11 @@ def test_a_broken_compile_cache_entry_is_a_warning_with_the_clear_command() -> N
     assert (found.id, found.severity) == ("cache-corrupt", "warning")
     assert "fluxdeploy cache clear --compiled" in found.title
     assert found.evidence[0].endswith("fx graph cache unable to load compiled graph")
+
+
+def test_the_servers_refusal_of_a_broken_local_model_folder() -> None:
+    line = ("ERROR flux_server.loader model load failed: model=/models/flux type=CacheCorrupt "
+            f"message=broken file(s) in the model folder: {TRANSFORMER}: a Git LFS pointer, "
+            "not the weights (header too large) (in /models/flux) hint=copy the model again")
+    found = the_one(diagnose(line))
+    assert (found.id, found.severity) == ("cache-corrupt", "error")
