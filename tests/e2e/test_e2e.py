@@ -137,13 +137,15 @@ def test_gated_model_without_token_fails_and_doctor_names_hf_auth(e2e: E2E) -> N
     _check(e2e.cli("down"))
 
 
-def test_device_map_auto_is_named(e2e: E2E) -> None:
+def test_device_map_auto_is_refused_before_anything_launches(e2e: E2E) -> None:
+    """Seed 000's headline mistake: refused by the preset check, before a VM bills and 30 GB
+    download (the server's own failure text is named by tests/test_load_texts.py)."""
     preset = e2e.preset(server={"device_map": "auto"})
     result = e2e.cli("up", "--preset", str(preset))
-    assert result.returncode == 1, result.stdout + result.stderr
-    report = _json(e2e.cli("doctor", "--json"))
-    assert "device-map-auto" in [f["id"] for f in report["findings"]]
-    _check(e2e.cli("down"))
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said
+    assert "device_map" in said and "balanced" in said
+    assert e2e.launches() == 0 and e2e.state() == {}
 
 
 def test_local_fine_external_not_names_cause_and_offers_tunnel(e2e: E2E) -> None:

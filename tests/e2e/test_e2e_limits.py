@@ -55,7 +55,9 @@ def _generate(e2e: E2E, port: int, side: int, steps: int) -> float:
 
 
 def test_idle_limit_waits_out_a_long_request_then_terminates(e2e: E2E) -> None:
-    preset = e2e.preset(limits={"idle": "20s"})
+    # one request longer than the limit: above the tiny model's work budget (40 megapixel-
+    # steps; 2048x2048x60 is 252), so the budget is raised for it
+    preset = e2e.preset(limits={"idle": "20s"}, env={"FLUX_MAX_WORK": "400"})
     with ArgvSampler() as sampler:
         up = _check(e2e.cli("up", "--preset", str(preset), env=FAST))
     assert "terminates after 20 s idle; `--limit-idle off` to keep it" in up
