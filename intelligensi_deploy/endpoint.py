@@ -10,19 +10,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from intelligensi_deploy.tls_pin import changed_error, pinned_context, presented_certificate
+from intelligensi_deploy.tls_pin import (
+    ServerTls,
+    changed_error,
+    pinned_context,
+    presented_certificate,
+)
 
 if TYPE_CHECKING:
     import httpx
-
-
-@dataclass(frozen=True)
-class ServerTls:
-    """The certificate a deployment's server presents, as pinned in its record."""
-
-    deployment: str
-    cert_pem: str
-    fingerprint: str
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from tenacity import RetryCallState, Retrying, retry_if_result
 
-from intelligensi_deploy.endpoint import Endpoint, ServerTls
+from intelligensi_deploy.endpoint import Endpoint
 from intelligensi_deploy.errors import FluxdeployError
+from intelligensi_deploy.tls_pin import ServerTls
 
 if TYPE_CHECKING:
     from intelligensi_deploy.remote.host_protocol import Host

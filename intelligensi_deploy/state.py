@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from intelligensi_deploy.endpoint import ServerTls
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.state_records import holds_resources, read_records, state_root
+from intelligensi_deploy.tls_pin import ServerTls
 
 __all__ = ["Deployment", "NodeRecord", "Phase", "StateError", "StateStore", "Tracker",
            "build_log_path", "drop_node", "set_node", "state_root"]

@@ -11,8 +11,18 @@ from __future__ import annotations
 import hashlib
 import socket
 import ssl
+from dataclasses import dataclass
 
 from intelligensi_deploy.errors import FluxdeployError
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The certificate a deployment's server presents, as pinned in its record."""
+
+    deployment: str
+    cert_pem: str
+    fingerprint: str
 
 
 def fingerprint(cert_pem: str) -> str:

@@ -15,12 +15,11 @@ from typing import Any
 
 from intelligensi_deploy import names
 from intelligensi_deploy.deploy.reporter import Reporter
-from intelligensi_deploy.endpoint import ServerTls
 from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.remote.secret_volume import read_public_file, write_secret
 from intelligensi_deploy.state import Tracker
 from intelligensi_deploy.tls_cert import expires_at, fits, make_certificate
-from intelligensi_deploy.tls_pin import fingerprint
+from intelligensi_deploy.tls_pin import ServerTls, fingerprint
 
 
 def running_certificate(docker: Docker, container: str) -> str | None:

@@ -45,7 +45,6 @@ from intelligensi_deploy.deploy.steps import (
     wait_until_ready,
 )
 from intelligensi_deploy.deploy.watchdog import ensure_watchdog
-from intelligensi_deploy.endpoint import ServerTls
 from intelligensi_deploy.errors import FluxdeployError
 from intelligensi_deploy.health import probe_ready
 from intelligensi_deploy.preset_limits import LimitsSection
@@ -53,6 +52,7 @@ from intelligensi_deploy.presets import Preset
 from intelligensi_deploy.remote.docker import Docker
 from intelligensi_deploy.remote.host_protocol import Host
 from intelligensi_deploy.state import Deployment, NodeRecord, Tracker, set_node
+from intelligensi_deploy.tls_pin import ServerTls
 from intelligensi_deploy.watchdog_plan import DEFAULT_INTERVAL_S, WatchPlan
 
 

@@ -14,9 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from intelligensi_deploy.endpoint import Endpoint, ServerTls
+from intelligensi_deploy.endpoint import Endpoint
 from intelligensi_deploy.tls_cert import CertificatePair, expires_at, fits, make_certificate, names
-from intelligensi_deploy.tls_pin import CertificateChanged, fingerprint, presented_certificate
+from intelligensi_deploy.tls_pin import (
+    CertificateChanged,
+    ServerTls,
+    fingerprint,
+    presented_certificate,
+)
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
