@@ -8,7 +8,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from flux_server.cache_check import CacheCorrupt, broken_files, discard, incomplete_downloads
+from flux_server.cache_check import (
+    BrokenFile,
+    CacheCorrupt,
+    broken_files,
+    discard,
+    incomplete_downloads,
+)
 
 log = logging.getLogger("flux_server.download")
 
@@ -88,11 +94,10 @@ def download_verified(repo_id: str, token: str | None, report: ProgressCallback)
     folder = download_model(repo_id, token, report)
     still = broken_files(folder)
     if still:
-        raise CacheCorrupt(
-            "broken file(s) in the HF cache: " + "; ".join(item.line() for item in still)
-            + f" (in {folder})",
-            "delete them (`fluxdeploy cache clear`, or the model's folder under HF_HOME) and "
-            "start again; if they come back broken, the Hub copy or the disk is at fault.")
+        raise _corrupt("the HF cache", still, folder,
+                       "delete them (`fluxdeploy cache clear`, or the model's folder under "
+                       "HF_HOME) and start again; if they come back broken, the Hub copy or "
+                       "the disk is at fault.")
     log.info("cache: %d broken file(s) downloaded again: %s", len(broken),
              ", ".join(item.path for item in broken))
     return folder
@@ -103,8 +108,13 @@ def check_local_model(folder: str) -> None:
     download it again from)."""
     broken = broken_files(folder)
     if broken:
-        raise CacheCorrupt(
-            "broken file(s) in the model folder: " + "; ".join(b.line() for b in broken)
-            + f" (in {folder})",
-            "copy the model again (a folder cloned without git-lfs holds pointers: run "
-            "`git lfs pull` in it), or use its hub id so that the server downloads it.")
+        raise _corrupt("the model folder", broken, folder,
+                       "copy the model again (a folder cloned without git-lfs holds pointers: "
+                       "run `git lfs pull` in it), or use its hub id so that the server "
+                       "downloads it.")
+
+
+def _corrupt(where: str, broken: list[BrokenFile], folder: str, hint: str) -> CacheCorrupt:
+    """CacheCorrupt naming every broken file of `folder` (in `where`), with `hint`."""
+    return CacheCorrupt(f"broken file(s) in {where}: " + "; ".join(b.line() for b in broken)
+                        + f" (in {folder})", hint)
