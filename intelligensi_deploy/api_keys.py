@@ -73,9 +73,10 @@ def keys_file(token: Token) -> bytes:
     return f"{token.value}\n".encode("ascii")
 
 
-def bearer(token: Token | None) -> dict[str, str]:
-    """The request header carrying `token`, or none."""
-    return {"Authorization": f"Bearer {token.value}"} if token else {}
+def bearer(token: Token | str | None) -> dict[str, str]:
+    """The request header carrying `token` (or a key's value), or none."""
+    value = token.value if isinstance(token, Token) else token
+    return {"Authorization": f"Bearer {value}"} if value else {}
 
 
 def client_key(records_dir: Path, deployment: str, auth: bool) -> Token | None:

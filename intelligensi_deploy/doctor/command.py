@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from intelligensi_deploy import machines
-from intelligensi_deploy.api_keys import load_key
+from intelligensi_deploy.api_keys import bearer, load_key
 from intelligensi_deploy.cloud.lambda_api import LambdaClient
 from intelligensi_deploy.doctor.check_types import DoctorDeps, HttpAnswer
 from intelligensi_deploy.doctor.report import (
@@ -46,8 +46,7 @@ def keyed_get(url: str, timeout: float, key: str | None,
     """One GET sending `key` as the bearer token (None: no Authorization header), trusting
     what `verify` says (an HTTPS deployment: its pinned certificate only); the JSON body when
     there is one. Raises httpx errors when nothing answers."""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(url, timeout=timeout, headers=headers, verify=verify)
+    response = httpx.get(url, timeout=timeout, headers=bearer(key), verify=verify)
     try:
         body: Any = response.json()
     except ValueError:
